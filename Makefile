@@ -1,0 +1,72 @@
+# One entry point per job. Everything runs from the project's virtual environment.
+PYTHON_SYS ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CORPUS ?= data/corpus
+JOBS ?= 2
+WAKE ?= hey jarvis
+
+.PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
+        data data-small voices train export eval-biasing eval-latency eval-wake eval-dispatch \
+        eval-compression train-wake schema clean
+
+$(VENV)/bin/activate:
+	$(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+## install: runtime + dev tools + training extra (CPU torch) into .venv
+install: $(VENV)/bin/activate
+	$(PIP) install -q -e ".[dev,train]"
+
+## demo: replay the bundled sample WAVs through the daemon and print events as JSON lines
+demo:
+	$(VENV)/bin/assistant replay samples/*.wav --json
+
+## run: the daemon on the default microphone
+run:
+	$(VENV)/bin/assistant run
+
+## test: the default test run (hermetic: own broker per test, tiny models built in the tests)
+test:
+	$(PY) -m pytest -q
+
+lint:
+	$(VENV)/bin/ruff check assistant firmware_sim models tests
+	$(VENV)/bin/ruff format --check assistant firmware_sim models tests
+
+typecheck:
+	$(VENV)/bin/mypy
+
+schema:
+	$(PY) -m assistant.events_schema docs/events.schema.json
+
+install-service:
+	sudo install -m 0644 systemd/*.service /etc/systemd/system/
+	sudo systemctl daemon-reload
+
+## data: the full synthetic corpus into $(CORPUS) (resumable; skips finished shards)
+voices:
+	$(PY) -m models.corpus.fetch_voices
+
+data: voices
+	$(PY) -m models.corpus.build --out $(CORPUS) --jobs $(JOBS) --profile full
+
+data-small: voices
+	$(PY) -m models.corpus.build --out data/corpus-small --jobs $(JOBS) --profile small
+
+## train / export the recognizer (resumes from checkpoints/)
+train:
+	$(PY) -m models.rnnt.train --corpus $(CORPUS)
+
+export:
+	$(PY) -m models.rnnt.export --checkpoint checkpoints/rnnt/last.pt --out models/asr
+
+eval:
+	$(PY) -m models.rnnt.evaluate --corpus $(CORPUS) --out docs/results/asr
+
+bench:
+	$(PY) -m assistant.bench --out docs/results/bench
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

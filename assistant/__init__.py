@@ -1,0 +1,3 @@
+"""On-device voice assistant daemon."""
+
+__version__ = "0.1.0"
