@@ -1,0 +1,408 @@
+"""The daemon's configuration: one pydantic model tree, loaded from TOML plus env overrides.
+
+The same names appear in the TOML file, the environment and the docs: section ``mqtt``, field
+``host`` is ``[mqtt] host = ...`` in the file and ``ASSISTANT_MQTT__HOST`` in the environment.
+Every field has a working default, so an empty file (or none at all) gives a usable daemon.
+
+>>> config = load_config(path=None, environ={"ASSISTANT_MQTT__PORT": "8883"}, search=())
+>>> config.mqtt.port, config.audio.sample_rate
+(8883, 16000)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "ASSISTANT_"
+ENV_SEPARATOR = "__"
+
+
+def _package_models_dir() -> Path:
+    """``models/`` next to the ``assistant`` package (repo checkout or editable install)."""
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def default_search_path() -> tuple[Path, ...]:
+    """Where ``load_config`` looks when no ``--config`` is given; the first file found wins."""
+    return (
+        Path("assistant.toml"),
+        Path("~/.config/assistant/assistant.toml").expanduser(),
+        Path("/etc/assistant/assistant.toml"),
+    )
+
+
+class ConfigError(Exception):
+    """A config problem, as one line that names the field and the file."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos in the user's file: refuse them instead of silently ignoring.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AudioConfig(_Section):
+    device: str | None = Field(
+        default=None,
+        description="Input device for `assistant run`: a name substring or an index; unset = system default.",
+    )
+    sample_rate: int = Field(
+        default=16000, ge=8000, le=48000, description="Rate the pipeline runs at; inputs are resampled to it."
+    )
+    block_ms: int = Field(default=10, ge=10, le=100, description="Microphone callback block length in ms.")
+    realtime_replay: bool = Field(
+        default=False, description="Pace `assistant replay` with the wall clock instead of running flat out."
+    )
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _only_16k(cls, value: int) -> int:
+        # The features, VAD and models are all trained at 16 kHz; other rates are resampled at the source.
+        if value != 16000:
+            raise ValueError("only 16000 is supported (inputs at other rates are resampled)")
+        return value
+
+
+class VadConfig(_Section):
+    aggressiveness: int = Field(
+        default=2, ge=0, le=3, description="webrtcvad aggressiveness: 0 keeps most audio as speech, 3 least."
+    )
+    hangover_ms: int = Field(
+        default=80, ge=0, le=2000, description="Non-speech kept as speech after the last voiced frame (ms)."
+    )
+
+
+class WakeConfig(_Section):
+    enabled: bool = Field(
+        default=True,
+        description="Require the wake phrase; with no wake model, every speech onset opens a session.",
+    )
+    model_path: Path | None = Field(
+        default=None, description="Wake model file; unset = the bundled models/wake model when present."
+    )
+    phrase: str = Field(default="hey jarvis", description="The wake phrase, as spoken.")
+    wakeword_id: str = Field(
+        default="hey_jarvis",
+        description="Id in events and Hermes topics (hermes/hotword/<id>/detected).",
+    )
+    sensitivity: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="0..1; higher fires more easily (more false accepts)."
+    )
+    refractory_ms: int = Field(
+        default=2000, ge=0, description="After a detection, ignore further detections for this long (ms)."
+    )
+
+
+class AsrConfig(_Section):
+    model_dir: Path = Field(
+        default_factory=lambda: _package_models_dir() / "asr",
+        description="Directory with the exported recognizer (config.json, *.onnx, tokenizer.model).",
+    )
+    use_int8: bool = Field(default=True, description="Load the int8 ONNX files when they are present.")
+    beam: int = Field(default=4, ge=1, le=64, description="Beam of the modified beam search (1 = greedy).")
+    nbest: int = Field(default=4, ge=1, le=64, description="Hypotheses kept in the N-best and the lattice.")
+
+
+class BiasingConfig(_Section):
+    enabled: bool = Field(default=True, description="Boost contact and device names during the search.")
+    contacts: list[str] = Field(default_factory=list, description="Contact names for calls and messages.")
+    devices: list[str] = Field(
+        default_factory=list, description="Device/appliance names, e.g. 'kitchen light'."
+    )
+    areas: list[str] = Field(default_factory=list, description="Area/room names, e.g. 'living room'.")
+    boost_per_token: float = Field(
+        default=1.5, ge=0.0, le=20.0, description="Log-score bonus per matched token of a name."
+    )
+
+
+class EndpointConfig(_Section):
+    speculative_trailing_ms: int = Field(
+        default=300, ge=0, description="Trailing silence after which the speculative end-point fires (ms)."
+    )
+    final_trailing_ms: int = Field(
+        default=600, ge=10, description="Trailing silence after which the utterance is final (ms)."
+    )
+    max_utterance_s: float = Field(
+        default=10.0, gt=0.0, description="Force a final end-point after this much audio in a session."
+    )
+    no_speech_timeout_s: float = Field(
+        default=4.0, gt=0.0, description="Close a session opened by the wake word if no speech follows."
+    )
+
+
+class NluConfig(_Section):
+    enabled: bool = Field(default=True, description="Parse intents from the recognized text.")
+    min_confidence: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Below this the result is sent as intent_not_recognized instead of an intent.",
+    )
+
+
+class DispatchConfig(_Section):
+    mode: Literal["edge", "cloud", "auto"] = Field(
+        default="edge",
+        description="Who understands the lattice: edge processor, cloud (stub), or auto (cloud, edge on timeout).",
+    )
+    cloud_timeout_ms: int = Field(
+        default=800, ge=1, description="In auto mode, fall back to the edge path after this long (ms)."
+    )
+
+
+class MqttConfig(BaseModel):
+    """MQTT publishing of events (off by default so the daemon runs without a broker)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
+    enabled: bool = Field(default=False, description="Publish events to an MQTT broker.")
+    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    username: str | None = Field(default=None, description="Broker user name; unset = anonymous.")
+    password: str | None = Field(
+        default=None, description="Broker password; prefer the env var ASSISTANT_MQTT__PASSWORD."
+    )
+    tls: bool = Field(default=False, description="Connect with TLS.")
+    ca_file: Path | None = Field(default=None, description="CA bundle for TLS; unset = system store.")
+    cert_file: Path | None = Field(default=None, description="Client certificate for TLS client auth.")
+    key_file: Path | None = Field(default=None, description="Client private key for TLS client auth.")
+    tls_insecure: bool = Field(default=False, description="Skip the broker host name check (testing only).")
+    client_id: str | None = Field(default=None, description="MQTT client id; unset = assistant-<site_id>.")
+    keepalive_s: int = Field(default=30, ge=1, description="MQTT keepalive interval in seconds.")
+    qos: int = Field(default=1, ge=0, le=2, description="QoS of published events (1 = at least once).")
+    outbox_path: Path = Field(
+        default=Path("~/.local/state/assistant/outbox.sqlite3"),
+        description="SQLite outbox holding events until the broker acknowledges them.",
+    )
+    reconnect_min_s: float = Field(default=0.5, gt=0.0, description="First reconnect delay in seconds.")
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0.0, description="Longest reconnect delay (exponential back-off) in seconds."
+    )
+    hermes_mirror: bool = Field(
+        default=True, description="Also publish Hermes topics (hermes/...) for Rhasspy/Snips apps."
+    )
+    topic_prefix: str = Field(default="assistant", description="First level of topics: <prefix>/<site>/...")
+
+    @field_validator("outbox_path", "ca_file", "cert_file", "key_file")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level written to stderr."
+    )
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="auto = JSON lines under systemd or when stderr is not a terminal, else pretty console.",
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class AssistantConfig(_Section):
+    """Everything the daemon can be told. Sections map to TOML tables and env var prefixes."""
+
+    site_id: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="This room's id, used in topics and events (letters, digits, _ and -).",
+    )
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="Audio input.")
+    vad: VadConfig = Field(default_factory=VadConfig, description="Voice activity detection.")
+    wake: WakeConfig = Field(default_factory=WakeConfig, description="Wake word.")
+    asr: AsrConfig = Field(default_factory=AsrConfig, description="Speech recognizer.")
+    biasing: BiasingConfig = Field(
+        default_factory=BiasingConfig, description="Context biasing towards names."
+    )
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig, description="End-pointers.")
+    nlu: NluConfig = Field(default_factory=NluConfig, description="Intent parsing.")
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="Lattice dispatch.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT publishing.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging to stderr.")
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"assistant-{self.site_id}"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    search: Iterable[Path] | None = None,
+) -> AssistantConfig:
+    """File (``path``, else the first of ``search`` that exists) + env overrides → validated config.
+
+    Raises ``ConfigError`` with one line naming the field and the source on any problem.
+    """
+    environ = os.environ if environ is None else environ
+    source: Path | None
+    if path is not None:
+        source = Path(path).expanduser()
+    else:
+        candidates = default_search_path() if search is None else tuple(search)
+        source = next((candidate for candidate in candidates if candidate.is_file()), None)
+    data: dict[str, Any] = _read_toml(source) if source is not None else {}
+    overrides = env_overrides(environ)
+    _merge(data, overrides)
+    origin = str(source) if source is not None else "defaults"
+    if overrides:
+        origin += " + environment"
+    try:
+        return AssistantConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, origin)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config error: {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config error: {path}: cannot read: {error}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config error: {path}: invalid TOML: {error}") from None
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``ASSISTANT_<SECTION>__<FIELD>=value`` (or ``ASSISTANT_SITE_ID``) → nested dict.
+
+    Values are parsed as JSON when they look like it (numbers, booleans, lists), else kept as
+    strings, so ``ASSISTANT_BIASING__CONTACTS='["Ann", "Bob"]'`` and ``ASSISTANT_MQTT__HOST=broker`` work.
+    """
+    top_level = {
+        name for name, field in AssistantConfig.model_fields.items() if not _is_section(field.annotation)
+    }
+    result: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [part.lower() for part in key[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
+        if len(parts) == 1 and parts[0] not in top_level:
+            continue  # e.g. ASSISTANT_HOME: not ours
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _parse_env_value(raw)
+    return result
+
+
+def _is_section(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _parse_env_value(raw: str) -> Any:
+    stripped = raw.strip()
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    if stripped[:1] in ("[", "{", '"') or _looks_numeric(stripped):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _one_line(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting (check the spelling; `assistant config --print-defaults` lists them)"
+    more = error.error_count() - 1
+    suffix = f" (and {more} more)" if more else ""
+    return f"config error: {field}: {message}{suffix} (from {origin})"
+
+
+# --------------------------------------------------------------------------- documented defaults
+
+
+def default_toml() -> str:
+    """The default config as TOML, every field preceded by its description as a comment.
+
+    The output loads back to the defaults (a test pins that), so it is a safe starting file.
+    Unset (None) fields are written commented out, since TOML has no null.
+    """
+    lines = [
+        "# Voice assistant configuration. Every setting below shows its default.",
+        "# Environment overrides: ASSISTANT_<SECTION>__<FIELD>, e.g. ASSISTANT_MQTT__HOST=broker.local",
+        "",
+    ]
+    sections: list[tuple[str, BaseModel]] = []
+    for name, field in AssistantConfig.model_fields.items():
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            sections.append((name, value))
+        else:
+            lines.extend(_field_lines(name, field.description, value))
+    for name, section in sections:
+        description = AssistantConfig.model_fields[name].description
+        lines.append("")
+        if description:
+            lines.append(f"# {description}")
+        lines.append(f"[{name}]")
+        for field_name, field in type(section).model_fields.items():
+            # The declared default, not the validated value: "~/..." stays portable in the file.
+            default = field.get_default(call_default_factory=True)
+            computed = isinstance(default, Path) and field.default_factory is not None
+            lines.extend(_field_lines(field_name, field.description, default, computed))
+    return "\n".join(lines) + "\n"
+
+
+def _field_lines(name: str, description: str | None, value: object, computed: bool = False) -> list[str]:
+    lines = [f"# {description}"] if description else []
+    if value is None:
+        lines.append(f"# {name} =")
+    elif computed:
+        # Depends on where the package is installed: leave it to the runtime unless set.
+        lines.append(f"# {name} = {_toml_value(value)}")
+    else:
+        lines.append(f"{name} = {_toml_value(value)}")
+    return lines
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        return json.dumps(str(value))
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
