@@ -149,7 +149,7 @@ class NluConfig(_Section):
 class DispatchConfig(_Section):
     mode: Literal["edge", "cloud", "auto"] = Field(
         default="edge",
-        description="Who understands the lattice: edge processor, cloud (stub), or auto (cloud, edge on timeout).",
+        description="Who reads the lattice: edge processor, cloud (stub), or auto (cloud, edge on timeout).",
     )
     cloud_timeout_ms: int = Field(
         default=800, ge=1, description="In auto mode, fall back to the edge path after this long (ms)."
