@@ -76,6 +76,10 @@ class Endpoint(EventBase):
     reason: str = Field(
         default="trailing_silence", description="Why it fired: trailing_silence, max_length, no_speech, ..."
     )
+    confidence: float | None = Field(
+        default=None,
+        description="Confidence of the 1-best text, 0..1 (lattice posterior), when the recognizer gives one.",
+    )
 
 
 class LatticeEvent(EventBase):
