@@ -16,9 +16,10 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 ENV_PREFIX = "ASSISTANT_"
 ENV_SEPARATOR = "__"
@@ -284,48 +285,51 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``ASSISTANT_<SECTION>__<FIELD>=value`` (or ``ASSISTANT_SITE_ID``) → nested dict.
 
-    Values are parsed as JSON when they look like it (numbers, booleans, lists), else kept as
-    strings, so ``ASSISTANT_BIASING__CONTACTS='["Ann", "Bob"]'`` and ``ASSISTANT_MQTT__HOST=broker`` work.
+    Values stay strings, which pydantic converts to the field's type (``"8883"`` → 8883,
+    ``"true"`` → True) while a string field keeps ``"12345"`` as text. List fields take JSON
+    (``'["Ann", "Bob"]'``) or commas (``Ann,Bob``).
     """
-    top_level = {
-        name for name, field in AssistantConfig.model_fields.items() if not _is_section(field.annotation)
-    }
     result: dict[str, Any] = {}
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
         parts = [part.lower() for part in key[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
-        if len(parts) == 1 and parts[0] not in top_level:
-            continue  # e.g. ASSISTANT_HOME: not ours
+        field = _field_info(parts)
+        if field is None and len(parts) == 1:
+            continue  # e.g. ASSISTANT_HOME: not ours (unknown section fields still fail validation)
         node = result
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_env_value(raw)
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = _parse_list(raw) if field is not None and _is_list(field.annotation) else raw
     return result
 
 
-def _is_section(annotation: object) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+def _field_info(parts: list[str]) -> FieldInfo | None:
+    """The field an env var names, or None when it names no field."""
+    model: type[BaseModel] | None = AssistantConfig
+    field: FieldInfo | None = None
+    for part in parts:
+        if model is None or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return field
 
 
-def _parse_env_value(raw: str) -> Any:
-    stripped = raw.strip()
-    if stripped.lower() in ("true", "false"):
-        return stripped.lower() == "true"
-    if stripped[:1] in ("[", "{", '"') or _looks_numeric(stripped):
+def _is_list(annotation: object) -> bool:
+    return get_origin(annotation) is list
+
+
+def _parse_list(raw: str) -> Any:
+    if raw.strip().startswith("["):
         try:
-            return json.loads(stripped)
+            return json.loads(raw)
         except json.JSONDecodeError:
-            return raw
-    return raw
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+            return raw  # validation then names the field
+    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> None:

@@ -127,8 +127,11 @@ class MicSource:
         except Exception:
             if self.device is not None:
                 return int(self.device.default_sample_rate)
+        try:
             info = self._sd.query_devices(kind="input")
-            return int(info["default_samplerate"])
+        except Exception:
+            raise AudioInputError(f"{self.name}: no default input device; see `assistant devices`") from None
+        return int(info["default_samplerate"])
 
     def _callback(self, indata: npt.NDArray[np.float32], frames: int, time_info: Any, status: Any) -> None:
         if status and getattr(status, "input_overflow", False):
