@@ -260,13 +260,10 @@ def load_config(
     data: dict[str, Any] = _read_toml(source) if source is not None else {}
     overrides = env_overrides(environ)
     _merge(data, overrides)
-    origin = str(source) if source is not None else "defaults"
-    if overrides:
-        origin += " + environment"
     try:
         return AssistantConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_one_line(error, origin)) from None
+        raise ConfigError(_one_line(error, source, overrides)) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -340,15 +337,28 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> None:
             base[key] = value
 
 
-def _one_line(error: ValidationError, origin: str) -> str:
+def _one_line(error: ValidationError, source: Path | None, overrides: Mapping[str, Any]) -> str:
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "<root>"
+    loc = [str(part) for part in first["loc"]]
+    field = ".".join(loc) or "<root>"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown setting (check the spelling; `assistant config --print-defaults` lists them)"
     more = error.error_count() - 1
     suffix = f" (and {more} more)" if more else ""
-    return f"config error: {field}: {message}{suffix} (from {origin})"
+    return f"config error: {field}: {message}{suffix} (from {_origin(loc, source, overrides)})"
+
+
+def _origin(loc: list[str], source: Path | None, overrides: Mapping[str, Any]) -> str:
+    """The env var when the bad value came from the environment, else the file."""
+    node: Any = overrides
+    for depth, part in enumerate(loc):
+        if not isinstance(node, Mapping) or part not in node:
+            break
+        node = node[part]
+        if not isinstance(node, Mapping) or depth == len(loc) - 1:
+            return ENV_PREFIX + ENV_SEPARATOR.join(p.upper() for p in loc[: depth + 1])
+    return str(source) if source is not None else "defaults"
 
 
 # --------------------------------------------------------------------------- documented defaults

@@ -82,8 +82,13 @@ def configure_logging(
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound to the module name (``logger=...`` in every line)."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A lazy structlog logger with ``module=<name>`` in every line.
+
+    Lazy on purpose: modules create loggers at import, before ``configure_logging`` runs; the
+    proxy picks up the configuration in force when it logs (``.bind()`` here would freeze the
+    default one, which prints to stdout).
+    """
+    return structlog.get_logger(module=name)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -159,7 +159,7 @@ def test_invalid_config_is_one_line_naming_the_field_and_file(
 
 
 def test_invalid_env_override_names_the_field_and_the_environment() -> None:
-    with pytest.raises(ConfigError, match=r"^config error: mqtt\.qos: .* \(from defaults \+ environment\)$"):
+    with pytest.raises(ConfigError, match=r"^config error: mqtt\.qos: .* \(from ASSISTANT_MQTT__QOS\)$"):
         load_config(None, environ={"ASSISTANT_MQTT__QOS": "5"}, search=())
 
 
