@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import paho.mqtt.client as mqtt
+import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -41,10 +42,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from assistant.config import MqttConfig
 from assistant.events import Event
 from assistant.hermes import HermesMirror, encode, topic_level
-from assistant.logging import get_logger
 from assistant.outbox import Outbox, OutboxMessage
 
-log = get_logger(__name__)
+# Lazy (resolved at each call), so configure_logging() run after this import still decides where
+# logs go; event names carry the "mqtt." prefix instead of a bound logger name.
+log = structlog.get_logger(__name__)
 
 # Event type → topic below <prefix>/<site>/ (intents get /<Name> appended).
 EVENT_TOPICS: dict[str, str] = {
@@ -146,7 +148,7 @@ class InjectionRequest(BaseModel):
 
     operations: list[InjectionOperation]
     id: str | None = None
-    cross_language: str | None = Field(default=None, alias="crossLanguage")
+    cross_language: str | None = Field(default=None, validation_alias="crossLanguage")
     lexicon: dict[str, list[str]] = Field(default_factory=dict)
 
 
@@ -156,7 +158,7 @@ class HotwordToggle(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     enabled: bool
-    site_id: str = Field(default="default", alias="siteId")
+    site_id: str = Field(default="default", validation_alias="siteId")
     reason: str = ""
 
 
@@ -269,10 +271,12 @@ class MqttEventPublisher:
         self._sender: threading.Thread | None = None
         self._handed_seq = 0  # highest outbox seq handed to paho (sender thread only)
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # config topics acknowledged on this connection
         # Guards the state below; never held while calling into paho.
         self._state = threading.Condition()
         self._started = False
         self._closed = False
+        self._delivered_at_close = False
         self._unsent = 0  # outbox rows not yet handed to paho
         self._inflight: dict[int, int] = {}  # paho mid → outbox seq, awaiting PUBACK
 
@@ -284,6 +288,7 @@ class MqttEventPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     # ---- handlers (register before start() to see retained config at once)
 
@@ -332,7 +337,11 @@ class MqttEventPublisher:
         self._work.put(_WAKE)
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        """Block until connected and subscribed to the config topics (True) or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        return self._connected.wait(timeout_s) and self._subscribed.wait(
+            max(0.0, deadline - time.monotonic())
+        )
 
     def wait_delivered(self, timeout_s: float) -> bool:
         """Block until the broker has acknowledged every message so far (True) or the timeout."""
@@ -353,11 +362,11 @@ class MqttEventPublisher:
         deadline = time.monotonic() + timeout_s
         with self._state:
             if self._closed:
-                return self._drained()
+                return self._delivered_at_close
             self._closed = True
             if self._started:
                 self._state.wait_for(lambda: self._drained() or not self._connected.is_set(), timeout_s)
-            delivered = self._drained()
+            delivered = len(self._outbox) == 0
         if self._started:
             if self._connected.is_set():
                 info = self._client.publish(
@@ -376,6 +385,7 @@ class MqttEventPublisher:
             if self._sender is not None:
                 self._sender.join()
         self._outbox.close()
+        self._delivered_at_close = delivered
         if not delivered:
             log.warning("mqtt.undelivered_at_close", hint="kept in the outbox, sent at the next start")
         return delivered
@@ -460,6 +470,19 @@ class MqttEventPublisher:
         client.subscribe([(topic, 1) for topic in config_topics(self.config.topic_prefix, self.site_id)])
         self._connected.set()
 
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("mqtt.subscribe_refused", reasons=refused, hint="check the broker's ACL for this user")
+        self._subscribed.set()
+
     def _on_disconnect(
         self,
         client: mqtt.Client,
@@ -469,6 +492,7 @@ class MqttEventPublisher:
         properties: Properties | None,
     ) -> None:
         self._connected.clear()
+        self._subscribed.clear()
         with self._state:
             self._state.notify_all()
         if not self._closed:
