@@ -33,7 +33,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -42,11 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from assistant.config import MqttConfig
 from assistant.events import Event
 from assistant.hermes import HermesMirror, encode, topic_level
+from assistant.logging import get_logger
 from assistant.outbox import Outbox, OutboxMessage
 
-# Lazy (resolved at each call), so configure_logging() run after this import still decides where
-# logs go; event names carry the "mqtt." prefix instead of a bound logger name.
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Event type → topic below <prefix>/<site>/ (intents get /<Name> appended).
 EVENT_TOPICS: dict[str, str] = {
