@@ -288,7 +288,9 @@ class MqttEventPublisher:
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
 
-    # ---- handlers (register before start() to see retained config at once)
+    # ---- handlers: register before start() to get the retained lists at once. They run on paho's
+    # network thread, so keep them short (hand slow work such as a graph rebuild to another thread).
+    # Retained lists arrive again after every reconnect; each one replaces the previous list.
 
     def on_names(self, handler: Callable[[NamesUpdate], None]) -> None:
         """Contacts/devices list updates (``NamesUpdate.kind`` says which)."""
@@ -311,11 +313,11 @@ class MqttEventPublisher:
             self._unsent = len(self._outbox)
         if self._unsent:
             log.info("mqtt.outbox_replay", messages=self._unsent)
+        self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        self._client.loop_start()
         self._sender = threading.Thread(target=self._run_sender, name="mqtt-sender", daemon=True)
         self._sender.start()
         self._work.put(_WAKE)
-        self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
-        self._client.loop_start()
 
     def publish(self, event: Event) -> None:
         """Store the event (and its Hermes mirror) in the outbox and return; sending is background.
