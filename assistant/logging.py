@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -40,19 +40,23 @@ def configure_logging(
     stream: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> LogFormat:
-    """Set up structlog (and the stdlib root logger, for libraries) once per process.
+    """Set up structlog (and the stdlib root logger, for libraries) for the whole process.
 
-    Calling it again reconfigures, which is what tests and the CLI's ``--config`` want.
-    Returns the chosen format.
+    Calling it again reconfigures, which is what the CLI does once the config is loaded.
+    Without ``stream``, every line goes to whatever ``sys.stderr`` is at that moment (so a
+    replaced or captured stderr is always honoured). Returns the chosen format.
     """
-    stream = sys.stderr if stream is None else stream
     environ = os.environ if environ is None else environ
-    chosen = choose_format(log_format, environ, _isatty(stream))
+    chosen = choose_format(log_format, environ, _isatty(stream if stream is not None else sys.stderr))
     numeric_level = _LEVELS.get(level.lower(), logging.INFO)
+
+    def target() -> TextIO:
+        return stream if stream is not None else sys.stderr
+
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if chosen == "json"
-        else structlog.dev.ConsoleRenderer(colors=_isatty(stream))
+        else structlog.dev.ConsoleRenderer(colors=_isatty(target()))
     )
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -65,20 +69,35 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=lambda *args: structlog.PrintLogger(file=target()),
         cache_logger_on_first_use=False,
     )
     # Libraries (paho, onnxruntime) log through the stdlib: same stream, same level.
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_assistant_handler", False):
+        if isinstance(handler, _StderrHandler):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream)
+    handler = _StderrHandler(target)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler._assistant_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(numeric_level)
     return chosen
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that looks its stream up on every record (see ``configure_logging``)."""
+
+    def __init__(self, target: Callable[[], TextIO]) -> None:
+        self._target = target
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return self._target()
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # fixed by the target function
 
 
 def get_logger(name: str) -> Any:
@@ -96,3 +115,9 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+# Before the CLI configures anything, structlog's default would print to stdout, which carries
+# events; make the safe choice at import so no early log line can corrupt the event stream.
+if not structlog.is_configured():
+    configure_logging()
