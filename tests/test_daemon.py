@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from assistant.audio.frames import AudioFrame
+from assistant.audio.sources import WavSource
 from assistant.config import AssistantConfig
 from assistant.daemon import FrameLoop, JsonLinesSink, SignalStop, format_event, replay
 from assistant.events import EventBase, SpeechStarted
@@ -215,3 +216,53 @@ def test_replay_events_reach_a_real_broker(mosquitto_broker: object, tmp_path: P
         subscriber.loop_stop()
         subscriber.disconnect()
     assert "assistant/lab/speech_started" in received
+
+
+class FileAsMic:
+    """Stands in for the microphone: the sample file's frames, through the MicSource interface."""
+
+    def __init__(self, device: object = None, *, block_ms: int = 10) -> None:
+        self.device = device
+        self.started = False
+        self._wav = WavSource(SAMPLES / "call_contact.wav")
+        self.name = "mic:fake"
+
+    def start(self) -> None:
+        self.started = True
+
+    def __iter__(self) -> Iterator[AudioFrame]:
+        assert self.started, "the daemon must open the microphone before reading it"
+        return iter(self._wav)
+
+    def close(self) -> None:
+        self._wav.close()
+
+
+def test_run_notifies_ready_then_stopping_and_logs_events(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import assistant.audio.mic
+    from assistant.daemon import run
+    from assistant.logging import configure_logging
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setattr(assistant.audio.mic, "MicSource", FileAsMic)
+    configure_logging("info", "json")
+    try:
+        assert run(AssistantConfig(site_id="den"), device="usb") == 0
+        messages = [notify.recv(4096), notify.recv(4096)]
+    finally:
+        notify.close()
+        configure_logging()
+    assert messages == [b"READY=1\nSTATUS=listening on mic:fake", b"STOPPING=1"]
+    captured = capsys.readouterr()
+    assert captured.out == ""  # `run` keeps stdout clean: events go to the log (and MQTT)
+    logged = [json.loads(line) for line in captured.err.splitlines()]
+    endpoints = [r for r in logged if r["event"] == "endpoint"]
+    assert [r["kind"] for r in endpoints] == ["speculative", "final"]
+    assert endpoints[-1]["session_id"].startswith("den-")
