@@ -18,6 +18,7 @@ $(VENV)/bin/activate:
 ## install: runtime + dev tools + training extra (CPU torch) into .venv
 install: $(VENV)/bin/activate
 	$(PIP) install -q -e ".[dev,train]"
+	$(PIP) install -q --no-deps "resemblyzer==0.1.4"
 
 ## demo: replay the bundled sample WAVs through the daemon and print events as JSON lines
 demo:
