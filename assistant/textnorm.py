@@ -212,10 +212,13 @@ _WORD_ACRONYMS = frozenset(
 _ABBREVIATIONS = {
     "Mr": "mister", "Mrs": "missus", "Ms": "miz", "Jr": "junior", "Sr": "senior", "Prof": "professor",
     "Ave": "avenue", "Rd": "road", "Blvd": "boulevard", "Mt": "mount", "Apt": "apartment",
-    "Capt": "captain", "Sgt": "sergeant", "Lt": "lieutenant", "Gov": "governor", "vs": "versus",
-    "etc": "et cetera", "approx": "approximately", "Hwy": "highway", "Ln": "lane",
+    "Capt": "captain", "Sgt": "sergeant", "Lt": "lieutenant", "Gov": "governor", "Hwy": "highway",
+    "Ln": "lane",
 }  # fmt: skip
 _ABBREV_RE = re.compile(r"\b(" + "|".join(_ABBREVIATIONS) + r")\.?(?![\w'])")
+_DOTTED_ABBREVIATIONS = {"vs": "versus", "etc": "et cetera", "approx": "approximately"}
+_DOTTED_ABBREV_RE = re.compile(r"\b(vs|etc|approx)\.", re.IGNORECASE)
+_PLAIN_TOKEN_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*$")
 _SAINT_STREET_RE = re.compile(r"(\b[A-Z][a-z]+\s+)?\b(St|Dr)\.?(?![\w'])(\s+[A-Z])?")
 _LATIN_RE = re.compile(r"\b(?:e\.g\.|i\.e\.)", re.IGNORECASE)
 _SYMBOLS = {"&": " and ", "+": " plus ", "@": " at ", "=": " equals ", "%": " percent ", "°": " degrees "}
@@ -337,8 +340,8 @@ def to_spoken(written: str) -> str:
     >>> to_spoken("A 1h30 drive to St. Ives, then 2-3 mins on Elm St.")
     'a one hour thirty minutes drive to saint ives then two to three minutes on elm street'
     """
-    if _SPOKEN_RE.match(written):
-        return " ".join(_STRAY_APOSTROPHE_RE.sub(" ", written).split())
+    if _SPOKEN_RE.match(written) or _is_plain_words(written):
+        return " ".join(_STRAY_APOSTROPHE_RE.sub(" ", written.lower()).split())
     text = unicodedata.normalize("NFKD", written.translate(_ASCII_FOLD))
     text = "".join(c for c in text if not unicodedata.combining(c))
     shouting = text.upper() == text and len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
@@ -372,6 +375,7 @@ def to_spoken(written: str) -> str:
     text = _LATIN_RE.sub(lambda m: " for example " if m.group(0).lower() == "e.g." else " that is ", text)
     text = _SAINT_STREET_RE.sub(_saint_or_street, text)
     text = _ABBREV_RE.sub(lambda m: _ABBREVIATIONS[m.group(1)], text)
+    text = _DOTTED_ABBREV_RE.sub(lambda m: " " + _DOTTED_ABBREVIATIONS[m.group(1).lower()] + " ", text)
     text = _DOTTED_INITIALS_RE.sub(lambda m: " " + " ".join(m.group(1).replace(".", "")) + " ", text)
     if not shouting:
         text = _sub(_ACRONYM_RE, _acronym_words, text)
@@ -380,6 +384,16 @@ def to_spoken(written: str) -> str:
     text = _NON_VOCAB_RE.sub(" ", text.lower())
     text = _STRAY_APOSTROPHE_RE.sub(" ", text)
     return " ".join(text.split())
+
+
+def _is_plain_words(written: str) -> bool:
+    """Only ordinary words (no digits, symbols, acronyms or abbreviations): lowercasing is enough."""
+    for token in written.split():
+        if not _PLAIN_TOKEN_RE.match(token) or (len(token) > 1 and token.isupper()):
+            return False
+        if token in _ABBREVIATIONS or token in ("St", "Dr"):
+            return False
+    return True
 
 
 def _month_name(token: str) -> str:
@@ -722,6 +736,8 @@ def _clock_time_at(tokens: list[str], i: int) -> tuple[int, int] | None:
     minute = 0
     consumed: int
     relative = None
+    if rest[:1] == ["a"] and rest[1:2] == ["quarter"]:
+        rest = rest[1:]
     if rest[:2] in (["half", "past"], ["quarter", "past"], ["quarter", "to"]):
         relative = (30 if rest[0] == "half" else 15) * (-1 if rest[1] == "to" else 1)
         rest = rest[2:]
@@ -745,8 +761,8 @@ def _clock_time_at(tokens: list[str], i: int) -> tuple[int, int] | None:
     after = rest[consumed:]
     if relative is not None:
         minute = relative % 60
-        if relative < 0:
-            hour = (hour - 1) % 24 if hour != 0 else 23
+        if relative < 0:  # "quarter to one" is 12:45 on a 12-hour clock
+            hour = {0: 23, 1: 12}.get(hour, hour - 1)
     elif after[:1] == ["o'clock"]:
         consumed += 1
     elif after[:1] == ["oh"] and len(after) > 1 and after[1] in _UNIT_VALUES:
@@ -769,7 +785,11 @@ def _clock_time_at(tokens: list[str], i: int) -> tuple[int, int] | None:
             return hour, minute
     if after[:1] and after[0] in _DURATION_UNITS:
         return None  # "in twenty minutes" is a duration, not a time
-    if relative is None and consumed == 1 and tokens[i - 1 : i] not in (["at"], ["till"], ["until"], ["by"]):
+    if (
+        relative is None
+        and consumed == 1
+        and tokens[i - 1 : i] not in (["at"], ["for"], ["till"], ["until"], ["by"])
+    ):
         return None  # a bare number is only a time right after "at", "until"...
     return hour, minute
 
