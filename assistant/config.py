@@ -150,10 +150,48 @@ class NluConfig(_Section):
 class DispatchConfig(_Section):
     mode: Literal["edge", "cloud", "auto"] = Field(
         default="edge",
-        description="Who reads the lattice: edge processor, cloud (stub), or auto (cloud, edge on timeout).",
+        description="Who reads the lattice: edge processor, cloud (stub), or auto (cloud, edge on timeout);"
+        " the in-process NLU answers when none of them does.",
     )
     cloud_timeout_ms: int = Field(
-        default=800, ge=1, description="In auto mode, fall back to the edge path after this long (ms)."
+        default=800, ge=1, description="Give up on the cloud after this long and fall back (ms)."
+    )
+    edge_timeout_ms: int = Field(
+        default=400, ge=1, description="Give up on the edge processor after this long and fall back (ms)."
+    )
+    breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failures (timeouts, errors) after which a route is skipped without waiting.",
+    )
+    breaker_cooldown_ms: int = Field(
+        default=10000, ge=0, description="After this long a skipped route gets one probe request again (ms)."
+    )
+    fault_latency_ms: int = Field(
+        default=0, ge=0, description="Cloud stub fault injection: delay added to every reply (ms)."
+    )
+    fault_jitter_ms: int = Field(
+        default=0, ge=0, description="Cloud stub fault injection: extra random delay, uniform 0..this (ms)."
+    )
+    fault_drop_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Cloud stub fault injection: fraction of requests ignored."
+    )
+    fault_malformed_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Cloud stub fault injection: fraction of replies sent as invalid JSON.",
+    )
+    fault_disconnect_every: int = Field(
+        default=0,
+        ge=0,
+        description="Cloud stub fault injection: reconnect to the broker every N requests (0 = never).",
+    )
+    fault_disconnect_ms: int = Field(
+        default=1000, ge=0, description="Cloud stub fault injection: how long each disconnect lasts (ms)."
+    )
+    fault_seed: int | None = Field(
+        default=None, description="Seed of the fault injection; set = the same faults for the same requests."
     )
 
 
