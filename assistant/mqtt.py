@@ -208,6 +208,18 @@ def make_client(config: MqttConfig, site_id: str) -> mqtt.Client:
 
 def configure_client(client: mqtt.Client, config: MqttConfig, site_id: str) -> None:
     """Credentials, TLS, last will and reconnect back-off from the config onto a paho client."""
+    configure_connection(client, config)
+    client.will_set(
+        status_topic(config.topic_prefix, site_id),
+        status_payload("offline", site_id, "connection_lost"),
+        qos=1,
+        retain=True,
+    )
+
+
+def configure_connection(client: mqtt.Client, config: MqttConfig) -> None:
+    """Credentials, TLS and reconnect back-off, without the status will (for helper clients such as
+    the dispatcher's and the cloud stub's, whose connection says nothing about the daemon's presence)."""
     if config.username is not None:
         client.username_pw_set(config.username, config.password)
     if config.tls:
@@ -223,12 +235,6 @@ def configure_client(client: mqtt.Client, config: MqttConfig, site_id: str) -> N
             client.tls_insecure_set(True)
     elif config.tls_insecure:
         log.warning("mqtt.tls_insecure_without_tls", hint="tls_insecure only applies with tls = true")
-    client.will_set(
-        status_topic(config.topic_prefix, site_id),
-        status_payload("offline", site_id, "connection_lost"),
-        qos=1,
-        retain=True,
-    )
     # paho annotates the delays as int but uses them as float seconds (doubling up to the max).
     client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
 
