@@ -55,7 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--nbest", type=int, metavar="N", help="hypotheses to report")
     transcribe.add_argument("--json", action="store_true", help="one JSON object per file")
 
-    with_config(commands.add_parser("cloud-stub", help="the cloud lattice consumer (a local stand-in)"))
+    stub = with_config(commands.add_parser("cloud-stub", help="the cloud lattice consumer (local stand-in)"))
+    faults = stub.add_argument_group("fault injection (override the config's [dispatch] fault_* settings)")
+    faults.add_argument("--latency-ms", type=float, metavar="MS", help="delay added to every reply")
+    faults.add_argument("--jitter-ms", type=float, metavar="MS", help="extra random delay, uniform 0..MS")
+    faults.add_argument("--drop-rate", type=float, metavar="P", help="fraction of requests never answered")
+    faults.add_argument("--malformed-rate", type=float, metavar="P", help="fraction answered with bad JSON")
+    faults.add_argument("--disconnect-every", type=int, metavar="N", help="leave the broker every N requests")
+    faults.add_argument("--disconnect-ms", type=float, metavar="MS", help="how long each disconnect lasts")
+    faults.add_argument("--seed", type=int, help="same seed, same faults for the same requests")
 
     config = with_config(commands.add_parser("config", help="show or check the configuration"))
     action = config.add_mutually_exclusive_group(required=True)
