@@ -150,6 +150,11 @@ _ASCII_FOLD = str.maketrans(
 _AMPM = r"([AaPp])\.?\s?[Mm](?![A-Za-z])\.?"
 _TIME_RE = re.compile(r"\b(\d{1,2}):(\d{2})(?:\s*" + _AMPM + r")?")
 _HOUR_AMPM_RE = re.compile(r"\b(\d{1,2})\s*" + _AMPM)
+_SPELLED_AMPM_RE = re.compile(
+    r"((?:\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|o'clock))|teen|ty)\s*"
+    r"(am|AM|pm|PM)\b"
+    r"|\b(pm|PM|[ap]\.m\.|[AP]\.M\.)(?=\W|$)"
+)
 _CURRENCY_RE = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{2}))?\b")
 _CURRENCY_NAMES = {"$": ("dollar", "cent"), "£": ("pound", "penny"), "€": ("euro", "cent")}
 _TEMPERATURE_RE = re.compile(r"(-?\d+(?:\.\d+)?)\s*°\s*([CFcf](?![A-Za-z]))?")
@@ -243,6 +248,13 @@ def _time_words(m: re.Match[str]) -> str:
     if ampm is not None:
         words += " " + ampm.lower() + " m"
     return words
+
+
+def _spelled_ampm(m: re.Match[str]) -> str:
+    """ "seven pm" → "seven p m": a m / p m are said letter by letter ("pm" is never a word)."""
+    if m.group(3) is not None:
+        return " " + m.group(3)[0].lower() + " m "
+    return m.group(1) + " " + m.group(2)[0].lower() + " m "
 
 
 def _currency_words(m: re.Match[str]) -> str:
@@ -340,7 +352,7 @@ def to_spoken(written: str) -> str:
     >>> to_spoken("A 1h30 drive to St. Ives, then 2-3 mins on Elm St.")
     'a one hour thirty minutes drive to saint ives then two to three minutes on elm street'
     """
-    if _SPOKEN_RE.match(written) or _is_plain_words(written):
+    if (_SPOKEN_RE.match(written) or _is_plain_words(written)) and not _SPELLED_AMPM_RE.search(written):
         return " ".join(_STRAY_APOSTROPHE_RE.sub(" ", written.lower()).split())
     text = unicodedata.normalize("NFKD", written.translate(_ASCII_FOLD))
     text = "".join(c for c in text if not unicodedata.combining(c))
@@ -350,6 +362,7 @@ def to_spoken(written: str) -> str:
     text = _sub(
         _HOUR_AMPM_RE, lambda m: number_to_words(int(m.group(1))) + " " + m.group(2).lower() + " m", text
     )
+    text = _SPELLED_AMPM_RE.sub(_spelled_ampm, text)
     text = _sub(_TEMPERATURE_RE, _temperature_words, text)
     text = _DEGREES_UNIT_RE.sub(
         lambda m: m.group(1) + (" celsius" if m.group(2) == "C" else " fahrenheit"), text
@@ -389,7 +402,7 @@ def to_spoken(written: str) -> str:
 def _is_plain_words(written: str) -> bool:
     """Only ordinary words (no digits, symbols, acronyms or abbreviations): lowercasing is enough."""
     for token in written.split():
-        if not _PLAIN_TOKEN_RE.match(token) or (len(token) > 1 and token.isupper()):
+        if not _PLAIN_TOKEN_RE.match(token) or (not token[1:].islower() and len(token) > 1):
             return False
         if token in _ABBREVIATIONS or token in ("St", "Dr"):
             return False
@@ -709,16 +722,20 @@ _DAY_PARTS = {
 }  # fmt: skip
 
 
+_HESITATIONS = frozenset(("um", "uh", "er", "erm", "hmm", "uhm"))
+
+
 def parse_clock_time(text: str) -> tuple[int, int] | None:
     """The first clock time in ``text`` as ``(hour, minute)``, 24-hour when a m / p m is said.
 
-    Understands "seven thirty", "seven oh five", "seven o'clock", "half past seven", "quarter to
+    Hesitations ("at um seven") are skipped. Understands "seven thirty", "seven oh five",
+    "seven o'clock", "half past seven", "quarter to
     eight", "ten past six", "seven p m", "noon", "midnight".
 
     >>> [parse_clock_time(t) for t in ("at 7:30 pm", "quarter to eight", "six a m", "noon")]
     [(19, 30), (7, 45), (6, 0), (12, 0)]
     """
-    tokens = _tokens(text)
+    tokens = [t for t in _tokens(text) if t not in _HESITATIONS]
     for i in range(len(tokens)):
         found = _clock_time_at(tokens, i)
         if found is not None:
@@ -750,10 +767,12 @@ def _clock_time_at(tokens: list[str], i: int) -> tuple[int, int] | None:
             and rest[parsed[1]] in ("past", "to")
             and 0 < parsed[0] < 60
         ):
-            relative = parsed[0] * (-1 if rest[parsed[1]] == "to" else 1)
-            rest = rest[parsed[1] + 1 :]
-            if rest[:1] in (["minutes"], ["minute"]):
-                rest = rest[1:]
+            after_relative = rest[parsed[1] + 1 :]
+            if after_relative[:1] in (["minutes"], ["minute"]):
+                after_relative = after_relative[1:]
+            if _parse_small_int(after_relative) is not None:  # else "twelve to join ..." is twelve o'clock
+                relative = parsed[0] * (-1 if rest[parsed[1]] == "to" else 1)
+                rest = after_relative
     parsed = _parse_small_int(rest)
     if parsed is None or not 0 <= parsed[0] <= 24:
         return None

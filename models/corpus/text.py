@@ -219,7 +219,7 @@ pasta, egg, pizza, laundry, tea, oven, cookie, nap, workout, rice, bread, homewo
 parking, steak, potato, roast, cake, plank, break
 """)
 
-_AREA_LIGHT_WORDS = ("lights", "light", "lamps")
+_DAYS_WITH_TIME = tuple(d for d in DAYS if d not in ("tonight", "this afternoon", "this evening"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -340,23 +340,24 @@ def _time_phrases(hour: int, minute: int, rng: random.Random) -> tuple[str, str]
         suffix = rng.choice([" pm", " p.m.", "pm", " PM", part])
     else:
         suffix = ""
+    spaced = " " + suffix.lstrip() if suffix else ""  # "7pm" is written, "sevenpm" is not
     said = number_to_words(hour)
     forms: list[str] = []
     if minute == 0:
-        forms += [f"{hour}{suffix}", f"{said}{suffix}"]
+        forms += [f"{hour}{suffix}", f"{said}{spaced}"]
         if ampm is None:
             forms += [f"{hour} o'clock", f"{said} o'clock", f"{hour}:00"]
     else:
         minute_words = ("oh " + number_to_words(minute)) if minute < 10 else number_to_words(minute)
-        forms += [f"{hour}:{minute:02d}{suffix}", f"{said} {minute_words}{suffix}"]
+        forms += [f"{hour}:{minute:02d}{suffix}", f"{said} {minute_words}{spaced}"]
         if minute == 30:
-            forms += [f"half past {said}{suffix}", f"half past {hour}{suffix}"]
+            forms += [f"half past {said}{spaced}", f"half past {hour}{spaced}"]
         elif minute == 15:
-            forms += [f"quarter past {said}{suffix}", f"a quarter past {said}{suffix}"]
+            forms += [f"quarter past {said}{spaced}", f"a quarter past {said}{spaced}"]
         elif minute == 45:
-            forms += [f"quarter to {number_to_words(hour % 12 + 1)}{suffix}"]
+            forms += [f"quarter to {number_to_words(hour % 12 + 1)}{spaced}"]
         elif minute % 5 == 0 and minute < 30:
-            forms += [f"{number_to_words(minute)} past {said}{suffix}"]
+            forms += [f"{number_to_words(minute)} past {said}{spaced}"]
     return rng.choice(forms), f"{canonical:02d}:{minute:02d}"
 
 
@@ -1293,9 +1294,10 @@ class _Renderer:
         self.slots: dict[str, SlotValue] = {}
         self.domain: str | None = None
         self.spec: IntentSpec = INTENTS[0]
+        self.template = ""
 
     def render(self, spec: IntentSpec, template: str) -> str:
-        self.spec, self.slots, self.domain = spec, {}, None
+        self.spec, self.template, self.slots, self.domain = spec, template, {}, None
         return _PLACEHOLDER_RE.sub(lambda m: _FILLERS[m.group(1)](self), template)
 
     # -- devices and places -------------------------------------------------------------------------
@@ -1417,7 +1419,8 @@ class _Renderer:
         return written
 
     def day(self) -> str:
-        day = self.rng.choice(DAYS)
+        # "six tonight" means 18:00: keep day parts away from clock times so "time" stays what was said
+        day = self.rng.choice(_DAYS_WITH_TIME if "{time}" in self.template else DAYS)
         self.slots["day"] = to_spoken(day.removeprefix("on "))
         return day
 

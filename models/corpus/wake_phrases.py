@@ -193,6 +193,170 @@ I fancy Thai food
 who's picking up {name} from {place}
 we need to book the flights soon
 the neighbours are having a party
+where are my car keys
+have you seen the news today
+I need to call the bank tomorrow
+the kettle's just boiled if you want one
+{name} said the party starts at {time}
+let me finish this email first
+what are we doing this weekend
+I think I left the oven on
+the bus was late again this morning
+I'm thinking of getting a new phone
+did you remember to buy milk
+this coffee is way too strong
+can you grab the door
+it's freezing outside today
+I'll pick you up from {place} at {time}
+we could go to {place} on Saturday
+mind the step
+that film was so boring
+I've been waiting for ages
+let's go for a walk after lunch
+the heating's been off all day
+can I borrow your charger
+my back is killing me
+he never listens to me
+she's coming over at {time}
+what did the doctor say
+we're going on holiday in {number} weeks
+I can't find {thing} anywhere
+who ate the last biscuit
+put your shoes on, we're leaving
+brush your teeth and get into bed
+no more screens tonight
+finish your vegetables
+how many times have I told you
+I'm going to count to {number}
+is there any more juice
+can we get a dog
+why is the sky blue, mum
+are we there yet
+I don't want to go to school
+that's my seat
+give it back
+it's not fair
+stop fighting, you two
+good morning, did you sleep well
+I had the weirdest dream last night
+the alarm didn't go off
+I'm going to be late for work
+have a good day at {place}
+see you tonight
+love you, bye
+hello, is that {name}
+yes, speaking
+could you hold for a moment
+I'm just calling about the appointment
+can I leave a message
+I'll put you through
+thanks for calling, goodbye
+sorry, I think you have the wrong number
+the weather has been lovely this week
+they say it'll snow at the weekend
+and now for the sport
+{team} were beaten {number} nil last night
+the transfer window closes on Friday
+it's a corner kick for the visitors
+the referee has blown the final whistle
+that's a yellow card
+the crowd are on their feet
+and it's a photo finish
+she's broken the world record
+the umpire calls it out
+it's raining at the cricket ground
+we'll go live to our reporter in {city}
+thousands gathered in the square this afternoon
+the storm is expected to reach the coast tonight
+residents have been told to stay indoors
+the bridge will be closed for repairs until {time}
+house prices rose by {number} percent last year
+unemployment fell for the third month in a row
+the central bank is expected to announce its decision
+the company reported record profits
+a new study suggests coffee may be good for you
+doctors are warning about a rise in flu cases
+the museum reopens to the public next month
+the concert has been cancelled due to the weather
+the film opens in cinemas this Friday
+it's the most anticipated album of the year
+our next guest needs no introduction
+please welcome to the stage
+give it up for the band
+what a performance that was
+the judges are deliberating
+you have been eliminated
+the votes are in
+it's time for a quick quiz
+for ten points, name the capital of Canada
+that's the correct answer
+ooh, so close
+let's spin the wheel
+you've won a brand new car
+in tonight's episode, secrets are revealed
+meanwhile, back at the ranch
+the lion stalks its prey through the long grass
+these birds migrate thousands of miles each year
+the glacier has retreated dramatically
+deep in the ocean, strange creatures live
+the volcano last erupted in the eighteen hundreds
+ancient Rome was built on seven hills
+the castle was besieged for {number} months
+the king died without an heir
+today we're making a simple tomato sauce
+chop the onions finely
+let that simmer for about {number} minutes
+season with salt and pepper to taste
+and there you have it, delicious
+this kitchen gadget will change your life
+order before midnight for free delivery
+terms and conditions apply
+ask your doctor if this is right for you
+save up to {number} percent this weekend only
+the sale ends Sunday
+available in all good stores
+now with twice the cleaning power
+new and improved formula
+you're listening to the drive time show
+traffic is building on the ring road
+there's a broken down lorry on the motorway
+that was the latest from {city}
+and now a classic from the eighties
+it's {time} and here's the news
+the request line is open
+our phone lines are now closed
+you've been listening to the late show
+sleep well and see you tomorrow
+in chapter three we learn the truth
+she opened the letter with trembling hands
+it was a dark and stormy night
+he ran as fast as he could
+the dragon spread its wings
+and the little rabbit hopped away
+press one for sales, two for support
+your call is important to us
+please hold, an agent will be with you shortly
+the number you have dialled is not available
+the next stop is {place}
+please mind the gap
+this train terminates here
+all change please
+boarding will begin in {number} minutes
+the flight to {city} is delayed
+please proceed to gate {number}
+welcome aboard
+ladies and gentlemen, we have begun our descent
+I'll have a latte please
+for here or to go
+that'll be {number} pounds
+do you take cards
+keep the change
+can I get the bill please
+table for two
+is this seat taken
+excuse me, do you know the way to {place}
+turn right at the lights
+it's about {number} minutes walk
 """
 
 # A plain vocabulary for word salad: no names of devices, no "jarvis".
