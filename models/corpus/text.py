@@ -322,7 +322,7 @@ _COMMON_DURATIONS = (
 
 def _article_for(spoken: str) -> str:
     first = spoken.split()[0] if spoken else ""
-    vowel = first[:1] in ("a", "e", "i", "o") or first in ("hour", "hours", "honest")
+    vowel = (first[:1] in ("a", "e", "i", "o") and first != "one") or first in ("hour", "hours", "honest")
     return "an" if vowel else "a"
 
 
@@ -1246,7 +1246,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "{name} unlock",
             "open the lock on the {name}",
             "unlock the {name} please",
-            "let me in the {name}",
             "unlock the {name} for the delivery",
         ),
         device_kinds={"lock": 1.0},
@@ -1486,13 +1485,25 @@ def _devices_by_kind(names: NameSet) -> dict[str, tuple[str, ...]]:
     return {kind: tuple(devices) for kind, devices in grouped.items()}
 
 
-def _decorate(core: str, is_command: bool, rng: random.Random) -> str:
+# First words of terse commands ("lights off in the kitchen", "timer five minutes"): no "could you".
+_NOT_VERBS = frozenset((
+    "lights", "timer", "volume", "thermostat", "next", "previous", "louder", "quieter", "alarm", "shopping",
+    "new", "to-do", "joke", "news", "back", "in", "can", "don't",
+))  # fmt: skip
+
+
+def _starts_with_verb(template: str) -> bool:
+    first = template.split(" ", 1)[0].lower()
+    return first not in _NOT_VERBS and not first.startswith("{")
+
+
+def _decorate(core: str, is_command: bool, polite_ok: bool, rng: random.Random) -> str:
     """Fillers, politeness and punctuation around a rendered core sentence (written form)."""
     prefix = ""
     polite = ""
     if rng.random() < (0.15 if is_command else 0.2):
         prefix = rng.choice(_DISFLUENCIES) + ", "
-    if is_command and rng.random() < 0.35:
+    if is_command and polite_ok and rng.random() < 0.35:
         polite = rng.choice(_POLITE_PREFIXES) + " "
     suffix = ""
     if rng.random() < (0.25 if is_command else 0.08):
@@ -1500,8 +1511,10 @@ def _decorate(core: str, is_command: bool, rng: random.Random) -> str:
         if "please" in suffix and "please" in polite:
             suffix = "thanks"
         suffix = ", " + suffix
-    first_word = (polite or core).split(" ", 1)[0].lower()
-    question = first_word in _QUESTION_STARTS or polite.startswith(("hey c", "would", "will", "could", "can"))
+    if polite:
+        question = polite.startswith(("hey c", "would", "will", "could", "can"))
+    else:
+        question = core.split(" ", 1)[0].lower() in _QUESTION_STARTS
     end = "?" if question else rng.choice([".", ".", "", "!"])
     sentence = prefix + polite + core + suffix + end
     return sentence[0].upper() + sentence[1:]
@@ -1549,7 +1562,7 @@ def generate_sentences(seed: int, count: int, names: NameSet) -> list[Sentence]:
             core = renderer.render(spec, template)
         except _Unavailable:
             continue
-        written = _decorate(core, is_command, rng)
+        written = _decorate(core, is_command, _starts_with_verb(template), rng)
         sentences.append(
             Sentence(
                 text=to_spoken(written),
