@@ -98,6 +98,21 @@ class WakeConfig(_Section):
     refractory_ms: int = Field(
         default=2000, ge=0, description="After a detection, ignore further detections for this long (ms)."
     )
+    hop_ms: int = Field(
+        default=40,
+        ge=20,
+        le=80,
+        multiple_of=10,
+        description="How often the wake network runs (ms of audio per call; 20..80).",
+    )
+    vad_gating: bool = Field(
+        default=True,
+        description="Run the wake network only around speech (it replays what it skipped: never late).",
+    )
+    second_stage: bool = Field(
+        default=False,
+        description="Confirm a wake only if the recognizer's text of the same audio contains the phrase.",
+    )
 
 
 class AsrConfig(_Section):
