@@ -148,7 +148,9 @@ _ASCII_FOLD = str.maketrans(
 )  # fmt: skip
 
 _AMPM = r"([AaPp])\.?\s?[Mm](?![A-Za-z])\.?"
-_TIME_RE = re.compile(r"\b(\d{1,2}):(\d{2})(?:\s*" + _AMPM + r")?")
+_TIME_RE = re.compile(r"\b(\d{1,2}):(\d{2})(?:\s*" + _AMPM + r")?|\b(\d{1,2})\.(\d{2})\s*" + _AMPM)
+_DATE_RE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b")
+_DOMAIN_RE = re.compile(r"\b((?:[A-Za-z0-9-]+\.)+(?:com|org|net|edu|gov|io|co|uk|de|fr|ie|ai|app|dev|tv))\b")
 _HOUR_AMPM_RE = re.compile(r"\b(\d{1,2})\s*" + _AMPM)
 _SPELLED_AMPM_RE = re.compile(
     r"((?:\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|o'clock))|teen|ty)\s*"
@@ -236,7 +238,10 @@ def _sub(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str], text: s
 
 
 def _time_words(m: re.Match[str]) -> str:
-    hour, minute, ampm = int(m.group(1)), int(m.group(2)), m.group(3)
+    if m.group(1) is None:  # "7.30pm"
+        hour, minute, ampm = int(m.group(4)), int(m.group(5)), m.group(6)
+    else:
+        hour, minute, ampm = int(m.group(1)), int(m.group(2)), m.group(3)
     words = number_to_words(hour)
     if minute == 0:
         if ampm is None:
@@ -248,6 +253,17 @@ def _time_words(m: re.Match[str]) -> str:
     if ampm is not None:
         words += " " + ampm.lower() + " m"
     return words
+
+
+def _date_words(m: re.Match[str]) -> str:
+    """ "12/25/2024" → numbers read in order (day/month order is the writer's business)."""
+    year = m.group(3)
+    year_words = year_to_words(int(year)) if len(year) == 4 else _two_digit_year(year)
+    return number_to_words(int(m.group(1))) + " " + number_to_words(int(m.group(2))) + " " + year_words
+
+
+def _two_digit_year(digits: str) -> str:
+    return ("oh " + _ONES[int(digits)]) if digits.startswith("0") else number_to_words(int(digits))
 
 
 def _spelled_ampm(m: re.Match[str]) -> str:
@@ -281,8 +297,8 @@ def _unit_words(m: re.Match[str]) -> str:
 
 def _fraction_words(m: re.Match[str]) -> str:
     num, den = int(m.group(1)), int(m.group(2))
-    if den == 0 or den > 20 or num > 20:
-        return number_to_words(num) + " over " + number_to_words(den)
+    if den == 0 or den > 20 or num > 20:  # "24/7", "50/50": the numbers one after the other
+        return number_to_words(num) + " " + number_to_words(den)
     if den == 1:
         return number_to_words(num)
     name = {2: "half", 4: "quarter"}.get(den) or ordinal_to_words(den)
@@ -358,7 +374,9 @@ def to_spoken(written: str) -> str:
     text = "".join(c for c in text if not unicodedata.combining(c))
     shouting = text.upper() == text and len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
     text = _sub(_CURRENCY_RE, _currency_words, text)
+    text = _sub(_DOMAIN_RE, lambda m: m.group(1).replace(".", " dot "), text)
     text = _sub(_TIME_RE, _time_words, text)
+    text = _sub(_DATE_RE, _date_words, text)
     text = _sub(
         _HOUR_AMPM_RE, lambda m: number_to_words(int(m.group(1))) + " " + m.group(2).lower() + " m", text
     )

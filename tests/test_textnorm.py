@@ -38,6 +38,9 @@ WRITTEN_TO_SPOKEN = [
     ("2 1/2 hours", "two and a half hours"),
     ("3/4 cup", "three quarters cup"),
     ("1/3", "one third"),
+    ("24/7", "twenty four seven"),
+    ("12/25/2024", "twelve twenty five twenty twenty four"),
+    ("1/2/05", "one two oh five"),
     # ordinals, years, dates
     ("1st", "first"),
     ("the 22nd of March", "the twenty second of march"),
@@ -65,6 +68,10 @@ WRITTEN_TO_SPOKEN = [
     ("7:00", "seven o'clock"),
     ("19:30", "nineteen thirty"),
     ("12:00 pm", "twelve p m"),
+    ("7.30pm", "seven thirty p m"),
+    ("seven pm", "seven p m"),
+    ("ten oh five am", "ten oh five a m"),
+    ("I am here", "i am here"),
     # durations and units
     ("10 min", "ten minutes"),
     ("1 min", "one minute"),
@@ -84,6 +91,8 @@ WRITTEN_TO_SPOKEN = [
     ("2+2", "two plus two"),
     ("#1 hit", "number one hit"),
     ("call 555-1234", "call five five five one two three four"),
+    ("mail me at anna@example.com", "mail me at anna at example dot com"),
+    ("go to BBC.co.uk", "go to b b c dot co dot uk"),
     # abbreviations and acronyms
     ("Dr. Smith", "doctor smith"),
     ("Elm Dr.", "elm drive"),
