@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.config import AssistantConfig, DispatchConfig, MqttConfig
 from assistant.dispatch_protocol import (
@@ -55,6 +55,9 @@ from assistant.dispatch_protocol import (
 )
 from assistant.events import Intent, IntentNotRecognized, Slot
 from assistant.logging import get_logger
+
+if TYPE_CHECKING:
+    from assistant.nlu import NluResult
 
 log = get_logger(__name__)
 
@@ -324,14 +327,15 @@ def understand_with_nlu(hypotheses: Sequence[Hypothesis], vocabulary: Vocabulary
     return understanding_from_nlu(result)
 
 
-def understanding_from_nlu(result: Any) -> Understanding:
-    """``assistant.nlu.NluResult`` → :class:`Understanding`."""
-    slots = tuple(
-        slot if isinstance(slot, Slot) else Slot.model_validate(slot, from_attributes=True)
-        for slot in result.slots
-    )
+def understanding_from_nlu(result: NluResult) -> Understanding:
+    """``assistant.nlu.NluResult`` → :class:`Understanding` (no intent: confidence 0)."""
+    if result.intent is None:
+        return Understanding(intent=None, text=result.text)
     return Understanding(
-        intent=result.intent, slots=slots, confidence=float(result.confidence), text=str(result.text)
+        intent=result.intent.name,
+        slots=tuple(result.intent.slots),
+        confidence=result.confidence,
+        text=result.text,
     )
 
 

@@ -29,6 +29,7 @@ from assistant.dispatch import (
     TransportError,
     Understanding,
     result_event,
+    understand_with_nlu,
 )
 from assistant.dispatch_protocol import (
     TARGETS,
@@ -652,3 +653,19 @@ def test_a_dead_broker_means_local_answers_without_waiting(
     assert result.source == "local" and result.dispatch_ms < 100
     mosquitto_broker.start()
     assert transport.wait_ready(WAIT_S), "the transport reconnects by itself"
+
+
+# --------------------------------------------------------------------------- the real NLU behind the routes
+
+
+def test_the_full_nlu_reads_the_nbest_with_the_request_vocabulary() -> None:
+    nbest = [Hypothesis(text="turn on the lamb", score=-1.0), Hypothesis(text="turn on the lamp", score=-1.2)]
+    understanding = understand_with_nlu(nbest, Vocabulary(devices=["lamp"]))
+    assert (understanding.intent, understanding.text) == ("HassTurnOn", "turn on the lamp")
+    assert [(s.name, s.value) for s in understanding.slots] == [("name", "lamp")]
+    assert 0.0 < understanding.confidence <= 1.0
+
+
+def test_the_full_nlu_says_when_nothing_was_understood() -> None:
+    understanding = understand_with_nlu([Hypothesis(text="banana purple seven")], Vocabulary())
+    assert understanding == Understanding(intent=None, text="banana purple seven")
