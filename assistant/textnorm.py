@@ -201,6 +201,7 @@ _NEGATIVE_RE = re.compile(r"(?<![\w.])-(?=\d)")
 _DECIMAL_RE = re.compile(r"\b(\d+)\.(\d+)\b")
 _GROUPED_RE = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")
 _INTEGER_RE = re.compile(r"\d+")
+_DIGIT_RE = re.compile(r"\d")
 _ALNUM_RE = re.compile(r"\b([A-Z]{1,5})(\d+)\b|\b(\d+)([A-Z]{1,3})\b")
 _DOTTED_INITIALS_RE = re.compile(r"\b((?:[A-Za-z]\.){2,})")
 _ACRONYM_RE = re.compile(r"\b[A-Z]{2,5}s?\b")
@@ -370,21 +371,50 @@ def to_spoken(written: str) -> str:
     """
     if (_SPOKEN_RE.match(written) or _is_plain_words(written)) and not _SPELLED_AMPM_RE.search(written):
         return " ".join(_STRAY_APOSTROPHE_RE.sub(" ", written.lower()).split())
-    text = unicodedata.normalize("NFKD", written.translate(_ASCII_FOLD))
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = written.translate(_ASCII_FOLD)
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     shouting = text.upper() == text and len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
-    text = _sub(_CURRENCY_RE, _currency_words, text)
     text = _sub(_DOMAIN_RE, lambda m: m.group(1).replace(".", " dot "), text)
+    if _DIGIT_RE.search(text):
+        text = _digits_to_spoken(text)
+    text = _DEGREES_UNIT_RE.sub(
+        lambda m: m.group(1) + (" celsius" if m.group(2) == "C" else " fahrenheit"), text
+    )
+    text = _LATIN_RE.sub(lambda m: " for example " if m.group(0).lower() == "e.g." else " that is ", text)
+    text = _SAINT_STREET_RE.sub(_saint_or_street, text)
+    text = _ABBREV_RE.sub(lambda m: _ABBREVIATIONS[m.group(1)], text)
+    text = _DOTTED_ABBREV_RE.sub(lambda m: " " + _DOTTED_ABBREVIATIONS[m.group(1).lower()] + " ", text)
+    text = _DOTTED_INITIALS_RE.sub(lambda m: " " + " ".join(m.group(1).replace(".", "")) + " ", text)
+    if not shouting:
+        text = _sub(_ACRONYM_RE, _acronym_words, text)
+    for symbol, word in _SYMBOLS.items():
+        text = text.replace(symbol, word)
+    text = _NON_VOCAB_RE.sub(" ", text.lower())
+    text = _STRAY_APOSTROPHE_RE.sub(" ", text)
+    text = _SPELLED_AMPM_RE.sub(_spelled_ampm, text)  # last: numbers are words by now ("seven am")
+    return " ".join(text.split())
+
+
+def _is_plain_words(written: str) -> bool:
+    """Only ordinary words (no digits, symbols, acronyms or abbreviations): lowercasing is enough."""
+    for token in written.split():
+        if not _PLAIN_TOKEN_RE.match(token) or (not token[1:].islower() and len(token) > 1):
+            return False
+        if token in _ABBREVIATIONS or token in ("St", "Dr"):
+            return False
+    return True
+
+
+def _digits_to_spoken(text: str) -> str:
+    """Everything written with digits: money, times, dates, measures, ordinals, plain numbers."""
+    text = _sub(_CURRENCY_RE, _currency_words, text)
     text = _sub(_TIME_RE, _time_words, text)
     text = _sub(_DATE_RE, _date_words, text)
     text = _sub(
         _HOUR_AMPM_RE, lambda m: number_to_words(int(m.group(1))) + " " + m.group(2).lower() + " m", text
     )
-    text = _SPELLED_AMPM_RE.sub(_spelled_ampm, text)
     text = _sub(_TEMPERATURE_RE, _temperature_words, text)
-    text = _DEGREES_UNIT_RE.sub(
-        lambda m: m.group(1) + (" celsius" if m.group(2) == "C" else " fahrenheit"), text
-    )
     text = _sub(_PERCENT_RE, lambda m: _decimal_to_words(m.group(1)) + " percent", text)
     text = _sub(
         _MONTH_DAY_RE, lambda m: _month_name(m.group(1)) + " " + ordinal_to_words(int(m.group(2))), text
@@ -403,28 +433,7 @@ def to_spoken(written: str) -> str:
     text = _sub(_NUMBER_SIGN_RE, lambda m: "number", text)
     text = _sub(_ALNUM_RE, _alnum_words, text)
     text = _sub(_INTEGER_RE, _integer_words(text), text)
-    text = _LATIN_RE.sub(lambda m: " for example " if m.group(0).lower() == "e.g." else " that is ", text)
-    text = _SAINT_STREET_RE.sub(_saint_or_street, text)
-    text = _ABBREV_RE.sub(lambda m: _ABBREVIATIONS[m.group(1)], text)
-    text = _DOTTED_ABBREV_RE.sub(lambda m: " " + _DOTTED_ABBREVIATIONS[m.group(1).lower()] + " ", text)
-    text = _DOTTED_INITIALS_RE.sub(lambda m: " " + " ".join(m.group(1).replace(".", "")) + " ", text)
-    if not shouting:
-        text = _sub(_ACRONYM_RE, _acronym_words, text)
-    for symbol, word in _SYMBOLS.items():
-        text = text.replace(symbol, word)
-    text = _NON_VOCAB_RE.sub(" ", text.lower())
-    text = _STRAY_APOSTROPHE_RE.sub(" ", text)
-    return " ".join(text.split())
-
-
-def _is_plain_words(written: str) -> bool:
-    """Only ordinary words (no digits, symbols, acronyms or abbreviations): lowercasing is enough."""
-    for token in written.split():
-        if not _PLAIN_TOKEN_RE.match(token) or (not token[1:].islower() and len(token) > 1):
-            return False
-        if token in _ABBREVIATIONS or token in ("St", "Dr"):
-            return False
-    return True
+    return text
 
 
 def _month_name(token: str) -> str:

@@ -346,3 +346,21 @@ def test_parse_clock_time(text: str, expected: tuple[int, int] | None) -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(textnorm)
     assert result.attempted > 10 and result.failed == 0
+
+
+def test_any_input_gives_vocabulary_only_output_that_is_a_fixed_point() -> None:
+    import random
+    import string
+
+    rng = random.Random(0)
+    alphabet = string.ascii_letters + string.digits + " .,:;-/%°$£€&+@#'\"!?()éñüß"
+    tokens = ["7", "am", "pm", "a.m.", "12:30", "St.", "Dr", "TV", "25%", "1st", "in", "1995", "-", "/",
+              "2.5", "°C", "May", "$3", "1h30", "OK", "Mr.", "o'clock", "'", "PM", "1/2", "x"]  # fmt: skip
+    for i in range(6000):
+        if i % 2:
+            written = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        else:
+            written = " ".join(rng.choice(tokens) for _ in range(rng.randint(1, 6)))
+        spoken = to_spoken(written)
+        assert set(spoken) <= set(VOCABULARY_CHARS), (written, spoken)
+        assert to_spoken(spoken) == spoken, (written, spoken)
