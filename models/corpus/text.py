@@ -1247,6 +1247,8 @@ INTENTS: tuple[IntentSpec, ...] = (
             "open the lock on the {name}",
             "unlock the {name} please",
             "unlock the {name} for the delivery",
+            "unlock the {name} so I can get in",
+            "release the lock on the {name}",
         ),
         device_kinds={"lock": 1.0},
     ),
