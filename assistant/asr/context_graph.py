@@ -1,0 +1,253 @@
+"""Shallow-fusion biasing: an Aho-Corasick graph over the token sequences of the user's names.
+
+The beam search asks the graph, for each candidate token, how much bonus that token earns and
+which graph state the hypothesis is in afterwards. Three verbs: ``start_state()``,
+``forward(state, token) -> (bonus, new_state)`` and ``finalize(state) -> bonus`` (at an
+end-point), plus ``bonuses(state)``: the bonus of every token at once, so the search can add
+bonuses to all candidates *before* it prunes.
+
+Rules, each pinned by a test:
+
+* every matched token of a name earns ``boost`` (per phrase, default ``boost_per_token``), but a
+  single word never earns more than ``max_boost_per_word`` (a rare name cut into many pieces would
+  otherwise outweigh the acoustics);
+* a match that fails part-way takes its bonus back (the fail arc's bonus is negative), and goes on
+  from the longest suffix that starts another name, like Aho-Corasick;
+* matches start only at word boundaries (a name's first piece starts with "▁") and end only at one:
+  a finished name followed by a piece that continues the word ("ann" + "a" = "anna") is taken back;
+* ``finalize`` takes back whatever is unfinished, so no unearned bonus survives an end-point.
+
+A worked example, with ids standing for pieces — 1 "▁si", 2 "ob", 3 "han", 4 "▁call", 5 "▁ann",
+6 "a" — and the names "siobhan" (1 2 3) and "ann" (5):
+
+>>> word_start = [False, True, False, False, True, True, False]
+>>> graph = ContextGraph.build([[1, 2, 3], [5]], word_start, boost_per_token=1.5, max_boost_per_word=9)
+>>> root = graph.start_state()
+>>> graph.forward(root, 4)  # "▁call": no name starts with it
+(0.0, 0)
+>>> bonus1, s = graph.forward(root, 1); bonus2, s = graph.forward(s, 2); bonus3, s = graph.forward(s, 3)
+>>> bonus1 + bonus2 + bonus3, graph.finalize(s)  # "siobhan" matched and kept
+(4.5, 0.0)
+>>> _, s = graph.forward(root, 1); _, s = graph.forward(s, 2)
+>>> graph.forward(s, 4)[0]  # "▁si ob" then "▁call": the partial match is taken back
+-3.0
+>>> _, s = graph.forward(root, 5)
+>>> graph.forward(s, 6)[0], graph.forward(s, 4)[0]  # "ann" + "a" is "anna"; "ann" + "▁call" is kept
+(-1.5, 0.0)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant.asr.tokenizer import Tokenizer
+
+FloatArray = npt.NDArray[np.float32]
+ROOT = 0
+
+
+@dataclass(frozen=True)
+class BiasPhrase:
+    """A name to boost. ``label`` is what it stands for (a sound-alike spelling maps to the
+    canonical name); ``boost`` overrides the per-token bonus for this phrase."""
+
+    text: str
+    label: str | None = None
+    boost: float | None = None
+
+
+class ContextGraph:
+    """A trie of token sequences with fail arcs; states are node ids (``ROOT`` = 0)."""
+
+    def __init__(self, vocab_size: int, word_start: Sequence[bool] | npt.NDArray[np.bool_]) -> None:
+        self.vocab_size = vocab_size
+        self._word_start = np.asarray(word_start, dtype=bool)
+        if self._word_start.shape != (vocab_size,):
+            raise ValueError(f"word_start must have one entry per token ({vocab_size})")
+        self._children: list[dict[int, int]] = [{}]
+        self._parent = [ROOT]
+        self._token = [-1]
+        self._depth = [0]
+        self._boost = [0.0]
+        self._label: list[str | None] = [None]
+        self._is_end = [False]
+        # Filled by _compile():
+        self._node_score: list[float] = [0.0]
+        self._fail: list[int] = [ROOT]
+        self._confirmed: list[float] = [0.0]
+        self._confirmed_depth: list[int] = [0]
+        self._rows: dict[int, FloatArray] = {}
+        self.phrase_count = 0
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(
+        cls,
+        token_sequences: Iterable[Sequence[int]],
+        word_start: Sequence[bool] | npt.NDArray[np.bool_],
+        *,
+        boost_per_token: float = 1.5,
+        max_boost_per_word: float | None = None,
+        labels: Sequence[str | None] | None = None,
+        boosts: Sequence[float | None] | None = None,
+    ) -> ContextGraph:
+        """A graph over raw token sequences (each must start with a word-start token)."""
+        graph = cls(len(word_start), word_start)
+        for i, tokens in enumerate(token_sequences):
+            label = labels[i] if labels is not None else None
+            boost = boosts[i] if boosts is not None else None
+            graph._insert(tokens, boost_per_token if boost is None else boost, label)
+        cap = 3.0 * boost_per_token if max_boost_per_word is None else max_boost_per_word
+        graph._compile(cap)
+        return graph
+
+    @classmethod
+    def from_phrases(
+        cls,
+        phrases: Iterable[BiasPhrase | str],
+        tokenizer: Tokenizer,
+        *,
+        boost_per_token: float = 1.5,
+        max_boost_per_word: float | None = None,
+        tokenizations: int = 4,
+    ) -> ContextGraph:
+        """Names as text → graph; each name enters in up to ``tokenizations`` segmentations."""
+        sequences: list[list[int]] = []
+        labels: list[str | None] = []
+        boosts: list[float | None] = []
+        for phrase in phrases:
+            item = BiasPhrase(phrase) if isinstance(phrase, str) else phrase
+            for tokens in tokenizer.tokenizations(item.text, tokenizations):
+                sequences.append(tokens)
+                labels.append(item.label or item.text)
+                boosts.append(item.boost)
+        return cls.build(
+            sequences,
+            tokenizer.word_start_mask,
+            boost_per_token=boost_per_token,
+            max_boost_per_word=max_boost_per_word,
+            labels=labels,
+            boosts=boosts,
+        )
+
+    def _insert(self, tokens: Sequence[int], boost: float, label: str | None) -> None:
+        if not tokens:
+            return
+        if not self._word_start[tokens[0]]:
+            raise ValueError(f"a phrase must start at a word boundary; token {tokens[0]} does not")
+        node = ROOT
+        for token in tokens:
+            if not 0 <= token < self.vocab_size:
+                raise ValueError(f"token {token} outside the vocabulary of {self.vocab_size}")
+            child = self._children[node].get(token)
+            if child is None:
+                child = len(self._token)
+                self._children[node][token] = child
+                self._children.append({})
+                self._parent.append(node)
+                self._token.append(token)
+                self._depth.append(self._depth[node] + 1)
+                self._boost.append(boost)
+                self._label.append(None)
+                self._is_end.append(False)
+            else:
+                # Shared prefix of phrases with different boosts: the larger one counts.
+                self._boost[child] = max(self._boost[child], boost)
+            node = child
+        self._is_end[node] = True
+        self._label[node] = self._label[node] or label
+        self.phrase_count += 1
+
+    def _compile(self, max_boost_per_word: float) -> None:
+        """Scores, fail arcs and confirmed prefixes, breadth-first (parents before children)."""
+        n = len(self._token)
+        self._node_score = [0.0] * n
+        self._fail = [ROOT] * n
+        self._confirmed = [0.0] * n
+        self._confirmed_depth = [0] * n
+        in_word = [0.0] * n
+        queue = deque([ROOT])
+        while queue:
+            node = queue.popleft()
+            for token, child in self._children[node].items():
+                starts_word = bool(self._word_start[token])
+                so_far = 0.0 if starts_word else in_word[node]
+                score = max(0.0, min(self._boost[child], max_boost_per_word - so_far))
+                in_word[child] = so_far + score
+                self._node_score[child] = self._node_score[node] + score
+                if self._is_end[node] and starts_word:  # the name ending at `node` is complete
+                    self._confirmed[child] = self._node_score[node]
+                    self._confirmed_depth[child] = self._depth[node]
+                else:
+                    self._confirmed[child] = self._confirmed[node]
+                    self._confirmed_depth[child] = self._confirmed_depth[node]
+                if node != ROOT:
+                    self._fail[child] = self._goto(self._fail[node], token)
+                queue.append(child)
+
+    def _goto(self, node: int, token: int) -> int:
+        """Aho-Corasick transition: follow fail arcs until ``token`` continues a match."""
+        while token not in self._children[node] and node != ROOT:
+            node = self._fail[node]
+        return self._children[node].get(token, ROOT)
+
+    # ------------------------------------------------------------------ the three verbs
+
+    def start_state(self) -> int:
+        return ROOT
+
+    def forward(self, state: int, token: int) -> tuple[float, int]:
+        """Bonus for emitting ``token`` in ``state`` (negative when a match is taken back)."""
+        child = self._children[state].get(token)
+        if child is not None:
+            return self._node_score[child] - self._node_score[state], child
+        starts_word = bool(self._word_start[token])
+        if self._is_end[state] and starts_word:
+            kept, kept_depth = self._node_score[state], self._depth[state]
+        else:
+            kept, kept_depth = self._confirmed[state], self._confirmed_depth[state]
+        # Continue from the longest suffix that starts after the kept name (no token earns twice).
+        suffix = self._fail[state]
+        while self._depth[suffix] > self._depth[state] - kept_depth:
+            suffix = self._fail[suffix]
+        # A new match can only begin at a word start: every name's first piece starts with "▁".
+        target = self._goto(suffix, token)
+        bonus = kept - self._node_score[state] + self._node_score[target]
+        return bonus, target
+
+    def finalize(self, state: int) -> float:
+        """Bonus (≤ 0) that settles ``state`` at an end-point: unfinished matches are taken back."""
+        kept = self._node_score[state] if self._is_end[state] else self._confirmed[state]
+        return kept - self._node_score[state]
+
+    def bonuses(self, state: int) -> FloatArray:
+        """``forward(state, t)[0]`` for every token ``t`` (cached per state)."""
+        row = self._rows.get(state)
+        if row is None:
+            row = np.array([self.forward(state, t)[0] for t in range(self.vocab_size)], dtype=np.float32)
+            self._rows[state] = row
+        return row
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def node_count(self) -> int:
+        return len(self._token)
+
+    def label(self, state: int) -> str | None:
+        """The phrase that ``state`` completes, if it completes one."""
+        return self._label[state] if self._is_end[state] else None
+
+    def score_sequence(self, tokens: Iterable[int]) -> float:
+        """Total bonus a finished hypothesis with these tokens earns (forward over all, finalize)."""
+        state, total = ROOT, 0.0
+        for token in tokens:
+            bonus, state = self.forward(state, token)
+            total += bonus
+        return total + self.finalize(state)
