@@ -211,7 +211,6 @@ class CloudStubStats:
     dropped: int = 0
     malformed_sent: int = 0
     disconnects: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(order=True)
@@ -344,14 +343,14 @@ class CloudStub:
         return reaction
 
     def _send(self, reply: PlannedReply) -> None:
-        info = self._client.publish(reply.topic, reply.payload, qos=1)
-        self.stats.kinds[reply.kind] = self.stats.kinds.get(reply.kind, 0) + 1
+        # Count first: the reply may reach the requester before publish() returns.
         if reply.kind == "answer":
             self.stats.answered += 1
         elif reply.kind == "error":
             self.stats.errors += 1
         else:
             self.stats.malformed_sent += 1
+        info = self._client.publish(reply.topic, reply.payload, qos=1)
         log.debug("cloud_stub.reply", request_id=reply.request_id, kind=reply.kind, rc=info.rc)
 
     def _drop_connection(self) -> None:

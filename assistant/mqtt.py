@@ -25,8 +25,10 @@ lock that is held while calling into paho (paho calls ``on_publish`` with its ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -237,6 +239,15 @@ def configure_connection(client: mqtt.Client, config: MqttConfig) -> None:
         log.warning("mqtt.tls_insecure_without_tls", hint="tls_insecure only applies with tls = true")
     # paho annotates the delays as int but uses them as float seconds (doubling up to the max).
     client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
+    client.on_socket_open = _disable_nagle
+
+
+def _disable_nagle(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """TCP_NODELAY on the broker socket. paho writes a PUBACK and the next PUBLISH as separate small
+    segments; with Nagle on, the second waits for the broker's delayed ACK (~40 ms per hop)."""
+    # Not a TCP socket (a unix socket, websockets): nothing to tune.
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # --------------------------------------------------------------------------- the publisher
