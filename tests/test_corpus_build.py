@@ -61,7 +61,16 @@ def test_every_row_has_its_audio_with_the_stated_duration_at_16k_mono(tiny: Path
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         assert info.frames / info.samplerate == pytest.approx(row["duration"], abs=1e-3)
         assert row["sample_rate"] == 16000
-        assert set(row) >= {"audio", "text", "intent", "slots", "voice", "engine", "augmentations", "duration"}
+        assert set(row) >= {
+            "audio",
+            "text",
+            "intent",
+            "slots",
+            "voice",
+            "engine",
+            "augmentations",
+            "duration",
+        }
 
 
 def test_text_is_normalised_spoken_form(tiny: Path) -> None:
@@ -84,7 +93,9 @@ def test_reserved_voices_only_in_dev_and_dev_has_every_condition(tiny: Path) -> 
     dev = _rows(tiny / "dev.jsonl")
     assert {r["condition"] for r in dev} == {"slt_clean", "slt_noisy10"}
     assert all(r["voice"] == "flite:slt" for r in dev)
-    noisy = [a for r in dev if r["condition"] == "slt_noisy10" for a in r["augmentations"] if a["type"] == "noise"]
+    noisy = [
+        a for r in dev if r["condition"] == "slt_noisy10" for a in r["augmentations"] if a["type"] == "noise"
+    ]
     assert noisy and all(a["snr_db"] == 10.0 for a in noisy)
 
 
@@ -150,7 +161,18 @@ def test_dev_real_references_the_shared_recordings_in_place(tiny: Path) -> None:
     digits = [r for r in rows if r["condition"] == "digits"]
     assert len(digits) == 3000
     assert all((tiny / r["audio"]).resolve().is_relative_to(build.SHARED_DATA.resolve()) for r in rows)
-    assert {r["text"] for r in digits} == {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+    assert {r["text"] for r in digits} == {
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    }
     first = next(r for r in digits if Path(r["audio"]).name == "7_george_3.wav")
     assert first["text"] == "seven"
     evaluation = build.wake_negative_files("alexa", evaluation=True)
@@ -287,6 +309,18 @@ def test_generated_voice_filter_rejects_unintelligible_close_and_joe_like_voices
 def test_word_errors_is_levenshtein_over_words() -> None:
     from models.corpus.kokoro_voices import normalise_transcript, word_errors
 
-    assert word_errors("turn on the light".split(), normalise_transcript("Turn on a light!")) == 1
+    assert word_errors(["turn", "on", "the", "light"], normalise_transcript("Turn on a light!")) == 1
     assert word_errors([], ["extra"]) == 1
     assert re.fullmatch(r"[a-z' ]*", " ".join(normalise_transcript("It's 5 o'clock.")))
+
+
+def test_streams_place_each_command_inside_the_recording(tiny: Path) -> None:
+    rows = _rows(tiny / "train-streams.jsonl")
+    assert len(rows) == build.PROFILES["tiny"].streams
+    for row in rows:
+        info = sf.info(tiny / row["audio"])
+        assert info.samplerate == 16000 and info.frames / 16000 == pytest.approx(row["duration"], abs=1e-3)
+        assert row["segments"] and row["text"] == " ".join(s["text"] for s in row["segments"])
+        ends = [0.0] + [s["end"] for s in row["segments"]]
+        for previous_end, segment in zip(ends, row["segments"], strict=False):
+            assert previous_end < segment["start"] < segment["end"] <= row["duration"]

@@ -54,7 +54,7 @@ from models.corpus.fetch_voices import VoiceAssets
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEV_NOISE_FRACTION = 0.3  # the last 30 % of every noise recording is kept for dev mixes
-SPLITS = ("train", "dev", "dev-real")
+SPLITS = ("train", "dev", "dev-real", "train-streams")
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -109,6 +109,7 @@ class Profile:
     dev_sentences: int  # per reserved voice (each gives a clean and a 10 dB row)
     generated_voices: int = 0  # target number of kept generated Kokoro speakers
     max_candidates: int = 0
+    streams: int = 0  # long recordings of several commands with gaps (wake word, end-pointers)
     pause_share: float = 0.06  # utterances with a 200-800 ms pause inside the sentence
     negative_share: float = 0.05  # non-command speech (chit-chat, questions) with no intent
 
@@ -118,19 +119,21 @@ PROFILES: dict[str, Profile] = {
         shard_size=200,
         dev_sentences=300,
         generated_voices=130,
+        streams=300,
         max_candidates=360,
         groups=(
-            GroupPlan("espeak", "espeak", 12000),
-            GroupPlan("flite", "flite", 9000),
-            GroupPlan("festival", "festival", 6000),
-            GroupPlan("kokoro-stock", "kokoro-stock", 5400),
-            GroupPlan("background", "background", 1000),
-            GroupPlan("kokoro-gen", "kokoro-generated", 7800),
+            GroupPlan("espeak", "espeak", 14000),
+            GroupPlan("flite", "flite", 11000),
+            GroupPlan("festival", "festival", 6400),
+            GroupPlan("kokoro-stock", "kokoro-stock", 6400),
+            GroupPlan("background", "background", 1200),
+            GroupPlan("kokoro-gen", "kokoro-generated", 9400),
         ),
     ),
     "small": Profile(
         shard_size=100,
         dev_sentences=300,
+        streams=20,
         groups=(
             GroupPlan("espeak", "espeak", 800),
             GroupPlan("flite", "flite", 700),
@@ -142,6 +145,7 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         shard_size=8,
         dev_sentences=6,
+        streams=2,
         groups=(
             GroupPlan("espeak", "espeak", 16),
             GroupPlan("flite", "flite", 12),
@@ -268,7 +272,12 @@ def _seed(seed: int, *parts: object) -> int:
 def _sentences(spec: ShardSpec) -> list[dict[str, Any]]:
     """The shard's sentences as manifest fields (text, written, intent, slots, domain)."""
     from models.corpus.names import eval_names, train_names
-    from models.corpus.text import generate_negative_sentences, generate_sentences, sentence_to_dict
+    from models.corpus.text import (
+        confusable_phrases,
+        generate_negative_sentences,
+        generate_sentences,
+        sentence_to_dict,
+    )
 
     if spec.names == "mixed":
         half = spec.utterances // 2
@@ -281,8 +290,14 @@ def _sentences(spec: ShardSpec) -> list[dict[str, Any]]:
     rng = np.random.default_rng(spec.seed)
     negatives = int(rng.binomial(spec.utterances, spec.negative_share))
     commands = generate_sentences(spec.seed, spec.utterances - negatives, train_names())
-    others = generate_negative_sentences(spec.seed + 1, negatives) if negatives else []
-    rows = [sentence_to_dict(s) for s in [*commands, *others]]
+    # non-command speech: ordinary chatter, and now and then a phrase that sounds like the wake word
+    confusable = confusable_phrases()
+    others = [
+        str(rng.choice(confusable)) if rng.random() < 0.2 else text
+        for text in (generate_negative_sentences(spec.seed + 1, negatives) if negatives else [])
+    ]
+    rows = [sentence_to_dict(s) for s in commands]
+    rows += [{"text": t, "written": t, "intent": None, "slots": {}, "domain": "negative"} for t in others]
     order = rng.permutation(len(rows))
     return [rows[int(i)] for i in order]
 
@@ -363,7 +378,7 @@ def _speak(
         engine.register(ref.voice_id, _generated_pack(context, ref.recipe))
     words = text.split()
     records: list[dict[str, Any]] = []
-    started = time.process_time()
+    started = _cpu_seconds()
     if len(words) >= 4 and rng.random() < pause_share:
         cut = int(rng.integers(1, len(words)))
         prosody_seed = int(rng.integers(2**31))
@@ -382,7 +397,7 @@ def _speak(
     else:
         synthesis = engine.synthesize(text, ref.voice, rng)
         audio, settings = trim_silence(synthesis.audio), synthesis.settings
-    return audio, settings, records, time.process_time() - started
+    return audio, settings, records, _cpu_seconds() - started
 
 
 _PACKS: dict[str, Any] = {}
@@ -395,6 +410,12 @@ def _generated_pack(context: WorkerContext, recipe: dict[str, Any]) -> Any:
         names, packs = stock_packs(context.assets)
         _PACKS["packs"], _PACKS["native"] = packs, native_indices(names)
     return build_pack(recipe, _PACKS["packs"], _PACKS["native"])
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the classic engines are subprocesses)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _write_wav(path: Path, audio: Audio) -> float:
@@ -544,9 +565,9 @@ def probe_task(task: tuple[str, str, bool, dict[str, Any] | None]) -> dict[str, 
         _PACKS["judge"] = VoiceJudge()
     if recipe is not None:
         context.engines.get("kokoro").register(voice_id, _generated_pack(context, recipe))
-    started = time.process_time()
+    started = _cpu_seconds()
     result = probe_voice(context.engines, _PACKS["judge"], Voice(engine, voice_id, reserved))
-    result |= {"recipe": recipe, "voice_id": voice_id, "probe_cpu_s": round(time.process_time() - started, 2)}
+    result |= {"recipe": recipe, "voice_id": voice_id, "probe_cpu_s": round(_cpu_seconds() - started, 2)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     return result
@@ -606,6 +627,131 @@ def select_generated_voices(
 
 def _kept_as_recipes(kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(k["recipe"]) for k in kept]
+
+
+# ----------------------------------------------------------------------------- streams
+
+STREAMS_PER_SHARD = 20
+
+
+def build_stream_shard(task: tuple[int, int, int]) -> dict[str, Any]:
+    """Long recordings: training utterances one after another over one noise bed.
+
+    Each row lists its ``segments`` (start, end of the speech, text, intent), so the wake word
+    and the end-pointers can train and be measured on continuous audio with silences between
+    commands. Sources are the finished training clips (their own padding and noise included).
+    """
+    import soundfile as sf
+
+    index, seed, count = task
+    context = _context()
+    folder = context.out / "audio" / "train-streams" / f"streams-{index:04d}"
+    if (folder / ".done").exists():
+        return json.loads((folder / "stats.json").read_text())  # type: ignore[no-any-return]
+    folder.mkdir(parents=True, exist_ok=True)
+    if "train_rows" not in _PACKS:
+        rows = [json.loads(line) for line in (context.out / "train.jsonl").read_text().splitlines()]
+        _PACKS["train_rows"] = [r for r in rows if r["text"]]
+    sources: list[dict[str, Any]] = _PACKS["train_rows"]
+    bank = _bank(context, "train")
+    rng = np.random.default_rng(seed)
+    started = time.time()
+    out_rows = []
+    audio_s = 0.0
+    for number in range(count):
+        target_s = float(rng.uniform(20, 90)) if len(sources) > 50 else 8.0
+        pieces: list[Audio] = [np.zeros(int(rng.uniform(0.5, 3.0) * SAMPLE_RATE), np.float32)]
+        segments = []
+        position = len(pieces[0])
+        while position < target_s * SAMPLE_RATE:
+            row = sources[int(rng.integers(len(sources)))]
+            clip, _ = sf.read(context.out / row["audio"], dtype="float32")
+            clip = level(clip, float(rng.uniform(-12, -3)))
+            lead = next((a["lead_s"] for a in row["augmentations"] if a["type"] == "pad"), 0.0)
+            trail = next((a["trail_s"] for a in row["augmentations"] if a["type"] == "pad"), 0.0)
+            segments.append(
+                {
+                    "start": round(position / SAMPLE_RATE + lead, 3),
+                    "end": round((position + len(clip)) / SAMPLE_RATE - trail, 3),
+                    "text": row["text"],
+                    "intent": row["intent"],
+                    "slots": row["slots"],
+                    "voice": row["voice"],
+                    "source": row["audio"],
+                }
+            )
+            gap = np.zeros(int(rng.uniform(0.3, 4.0) * SAMPLE_RATE), np.float32)
+            pieces += [clip, gap]
+            position += len(clip) + len(gap)
+        stream = np.concatenate(pieces)
+        bed_snr = float(rng.uniform(5, 35))
+        noisy, record = augment_noise_bed(stream, bank, rng, bed_snr)
+        path = folder / f"{number:03d}.wav"
+        duration = _write_wav(path, np.clip(noisy, -1, 1))
+        audio_s += duration
+        out_rows.append(
+            {
+                "audio": str(path.relative_to(context.out)),
+                "text": " ".join(s["text"] for s in segments),
+                "segments": segments,
+                "voice": "mixed",
+                "engine": "stream",
+                "augmentations": [record],
+                "duration": round(duration, 4),
+                "sample_rate": SAMPLE_RATE,
+                "split": "train-streams",
+            }
+        )
+    with (folder / "rows.jsonl").open("w") as handle:
+        for out_row in out_rows:
+            handle.write(json.dumps(out_row) + "\n")
+    result = {
+        "shard": folder.name,
+        "split": "train-streams",
+        "wall_s": time.time() - started,
+        "engines": {"stream": {"audio_s": audio_s, "synth_cpu_s": 0.0, "clean_s": 0.0}},
+    }
+    (folder / "stats.json").write_text(json.dumps(result))
+    (folder / ".done").write_text("")
+    return result
+
+
+def augment_noise_bed(
+    stream: Audio, bank: NoiseBank, rng: np.random.Generator, bed_snr_db: float
+) -> tuple[Audio, dict[str, Any]]:
+    """One continuous background under a whole stream, at an SNR against its speech (not its gaps)."""
+    from models.corpus.augment import fit_noise, synthetic_noise
+
+    if bank.recordings and rng.random() < 0.7:
+        name = str(rng.choice(sorted(bank.recordings)))
+        noise, source = bank.recordings[name], f"real:{name}"
+    else:
+        source = str(rng.choice(["white", "pink", "brown"]))
+        noise = synthetic_noise(source, len(stream), rng)
+    voiced = stream[np.abs(stream) > 1e-4]
+    speech_power = float(np.mean((voiced if len(voiced) else stream) ** 2)) + 1e-12
+    excerpt = fit_noise(noise, len(stream), rng)
+    scale = np.sqrt(speech_power / ((float(np.mean(excerpt**2)) + 1e-12) * 10 ** (bed_snr_db / 10)))
+    out = (stream + scale * excerpt).astype(np.float32)
+    return out, {"type": "noise_bed", "source": source, "snr_db": round(bed_snr_db, 2)}
+
+
+def run_streams(pool: Any, out: Path, profile: Profile, seed: int) -> list[int]:
+    shards = math.ceil(profile.streams / STREAMS_PER_SHARD)
+    tasks = [
+        (i, _seed(seed, "streams", i), min(STREAMS_PER_SHARD, profile.streams - i * STREAMS_PER_SHARD))
+        for i in range(shards)
+    ]
+    for _ in _progress(pool.imap_unordered(build_stream_shard, tasks), len(tasks), "streams"):
+        pass
+    target = out / "train-streams.jsonl"
+    with target.with_suffix(".part").open("w") as handle:
+        for index, _, _ in tasks:
+            handle.write(
+                (out / "audio" / "train-streams" / f"streams-{index:04d}" / "rows.jsonl").read_text()
+            )
+    target.with_suffix(".part").replace(target)
+    return [t[0] for t in tasks]
 
 
 # ----------------------------------------------------------------------------- manifests
@@ -776,7 +922,16 @@ def _progress(iterator: Iterable[Any], total: int, label: str) -> Iterator[Any]:
     yield from tqdm(iterator, total=total, desc=label, file=sys.stderr, smoothing=0.05, mininterval=2.0)
 
 
-def run_shards(pool: Any, out: Path, specs: list[ShardSpec], label: str) -> None:
+def run_shards(
+    pool: Any,
+    out: Path,
+    specs: list[ShardSpec],
+    label: str,
+    every: int = 25,
+    manifest_specs: list[ShardSpec] | None = None,
+) -> None:
+    """Build the unfinished shards; the manifests are refreshed every ``every`` shards so a
+    trainer can start on a partial corpus."""
     todo = [s for s in specs if not (out / "audio" / s.split / s.name / ".done").exists()]
     skipped = len(specs) - len(todo)
     if skipped:
@@ -784,8 +939,10 @@ def run_shards(pool: Any, out: Path, specs: list[ShardSpec], label: str) -> None
     started = time.time()
     audio_s = 0.0
     per_engine: dict[str, float] = defaultdict(float)
-    progress = _progress(pool.imap(build_shard, todo), len(todo), label)
-    for stats in progress:
+    progress = _progress(pool.imap_unordered(build_shard, todo), len(todo), label)
+    for done, stats in enumerate(progress, 1):
+        if done % every == 0:
+            write_manifests(out, manifest_specs or specs)
         for engine, values in stats["engines"].items():
             audio_s += values["audio_s"]
             per_engine[engine] += values["audio_s"]
@@ -818,14 +975,16 @@ def build(out: Path, profile_name: str, jobs: int, seed: int, assets: VoiceAsset
             kept = select_generated_voices(pool, out, profile, seed, assets)
             specs = plan_shards(profile, seed, assets, _kept_as_recipes(kept))
             late = [s for s in specs if s not in first]
-            run_shards(pool, out, late, "phase 3 (generated Kokoro voices)")
+            run_shards(pool, out, late, "phase 3 (generated Kokoro voices)", manifest_specs=specs)
             counts = write_manifests(out, specs)
+        if profile.streams:
+            run_streams(pool, out, profile, seed)
     wall = time.time() - started
     previous = out / "build_report.json"
     if previous.exists():  # a resumed build adds its wall time to the earlier runs'
         earlier = json.loads(previous.read_text())
         if earlier.get("profile") == profile_name and earlier.get("seed") == seed:
-            wall += float(earlier.get("wall_s_total", earlier.get("wall_s", 0.0))) if counts else 0.0
+            wall += float(earlier.get("wall_s_total", earlier.get("wall_s", 0.0)))
     report = build_report(out, specs, time.time() - started, profile_name, seed)
     report["wall_s_total"] = round(wall, 1)
     (out / "build_report.json").write_text(json.dumps(report, indent=1))

@@ -145,7 +145,17 @@ class FliteEngine:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
 
+    @cached_property
+    def installed_voices(self) -> set[str]:
+        listing = subprocess.run(["flite", "-lv"], capture_output=True, text=True, check=True).stdout
+        return set(listing.split(":", 1)[-1].split())
+
     def synthesize(self, text: str, voice: Voice, rng: np.random.Generator) -> Synthesis:
+        # flite falls back to its default voice on an unknown name: that would mislabel the speaker
+        if voice.voice_id not in self.installed_voices:
+            raise ValueError(
+                f"flite has no voice {voice.voice_id!r} (installed: {sorted(self.installed_voices)})"
+            )
         settings: dict[str, Any] = {"duration_stretch": round(float(rng.uniform(0.85, 1.2)), 3)}
         command = [
             "flite",
