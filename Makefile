@@ -66,6 +66,10 @@ export:
 eval:
 	$(PY) -m models.rnnt.evaluate --corpus $(CORPUS) --out docs/results/asr
 
+## eval-dispatch: routing on a real broker (cloud stub, edge service when present, faults) → docs/results/dispatch.{json,md}
+eval-dispatch:
+	$(PY) -m models.eval.dispatch --out docs/results
+
 bench:
 	$(PY) -m assistant.bench --out docs/results/bench
 

@@ -1,0 +1,547 @@
+"""``make eval-dispatch``: lattice dispatch on a real broker, healthy and under faults.
+
+What it runs: a private mosquitto; the cloud stub (full NLU) in this process on its own MQTT
+connection; the edge processor's service when ``firmware_sim`` provides one (``--edge``); the
+daemon's :class:`~assistant.dispatch.Dispatcher` over its MQTT transport with the default
+``[dispatch]`` settings; and an :class:`~assistant.mqtt.MqttEventPublisher` that publishes each
+committed result as the daemon would, while a separate subscriber counts the intent events per
+session on the broker (after de-duplicating on ``event_id``, as integrators must).
+
+Input: the corpus text generator's dev sentences, with the evaluation-only names
+(:func:`models.corpus.names.eval_names`). No recognizer output is used: each utterance's N-best
+is its reference text alone (score 0), so this measures dispatch, not recognition.
+
+Measured, per scenario:
+
+* intent agreement with the in-process NLU on the same N-best (and, for information, with the
+  generator's reference intent);
+* end-to-end dispatch latency per answering route (``DispatchResult.dispatch_ms``: from the
+  dispatcher's call to the committed answer, median / p90 / max);
+* under 0 %, 20 % and 100 % cloud drop and 500 ms added latency: every utterance yields exactly one
+  committed result and exactly one intent event on the broker; and with a dead cloud, the latency
+  added once the breaker is open, per utterance against the same utterance without any cloud.
+
+Writes ``<out>/dispatch.json`` and ``<out>/dispatch.md``. Runs in about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from assistant.cloud_stub import CloudStub, FaultSettings
+from assistant.config import DispatchConfig, MqttConfig, NluConfig
+from assistant.dispatch import (
+    Dispatcher,
+    DispatchResult,
+    MqttDispatchTransport,
+    RoutingPolicy,
+    Understanding,
+    result_event,
+    understand_with_nlu,
+)
+from assistant.dispatch_protocol import Hypothesis, Vocabulary
+from assistant.mqtt import MqttEventPublisher
+from models.corpus.names import eval_names
+from models.corpus.text import Sentence, generate_sentences
+
+SITE = "eval"
+DEV_SEED = 20251124  # the dev sentences: fixed, so every run reads the same utterances
+FAULT_SEED = 7
+WAIT_S = 15.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def dev_utterances(count: int) -> tuple[list[Sentence], Vocabulary]:
+    """Dev sentences with eval-only names, and the user vocabulary that names them.
+
+    The contacts are the people the sentences call or message (a user's address book holds the
+    people they talk to); devices and areas are the evaluation-only lists.
+    """
+    names = eval_names()
+    sentences = generate_sentences(seed=DEV_SEED, count=count, names=names)
+    contacts = sorted({str(s.slots["contact"]) for s in sentences if "contact" in s.slots})
+    vocabulary = Vocabulary(devices=list(names.devices), areas=list(names.areas), contacts=contacts)
+    return sentences, vocabulary
+
+
+def meaning(intent: str | None, slots: Sequence[Any]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    return intent, tuple(sorted((slot.name, str(slot.value)) for slot in slots))
+
+
+# --------------------------------------------------------------------------- the broker side
+
+
+@contextmanager
+def private_broker(workdir: Path, tcp_nodelay: bool) -> Iterator[tuple[str, int]]:
+    """A mosquitto on a free port, configured as the tests' fixture does (``set_tcp_nodelay true``;
+    ``tcp_nodelay=False`` shows what mosquitto's default costs)."""
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import MosquittoBroker, find_mosquitto
+
+    binary = find_mosquitto()
+    if binary is None:
+        raise SystemExit("eval-dispatch: mosquitto not found (apt-get install mosquitto)")
+    broker = MosquittoBroker(binary, workdir)
+    if not tcp_nodelay:
+        lines = broker.config_path.read_text().splitlines()
+        broker.config_path.write_text(
+            "\n".join(line for line in lines if "set_tcp_nodelay" not in line) + "\n"
+        )
+    broker.start()
+    try:
+        yield broker.host, broker.port
+    finally:
+        broker.stop()
+
+
+class EventCounter:
+    """Subscribes like an integrator and counts intent events per session, de-duplicated on event_id."""
+
+    def __init__(self, config: MqttConfig) -> None:
+        self.by_session: dict[str, set[str]] = {}
+        self.deliveries = 0
+        self._arrived: queue.SimpleQueue[None] = queue.SimpleQueue()
+        subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="eval-event-counter")
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            [(f"assistant/{SITE}/intent/+", 1), (f"assistant/{SITE}/intent_not_recognized", 1)]
+        )
+        self._client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(config.host, config.port)
+        self._client.loop_start()
+        if not subscribed.wait(WAIT_S):
+            raise RuntimeError("event counter could not subscribe")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        body = json.loads(message.payload)
+        self.by_session.setdefault(str(body["session_id"]), set()).add(str(body["event_id"]))
+        self.deliveries += 1
+        self._arrived.put(None)
+
+    def wait_for(self, sessions: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.by_session) < sessions:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                self._arrived.get(timeout=remaining)
+            except queue.Empty:
+                return
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@contextmanager
+def edge_service(mqtt_config: MqttConfig, wanted: str) -> Iterator[str | None]:
+    """``python -m firmware_sim serve`` on the private broker, when it exists; yields why not otherwise."""
+    if wanted == "off":
+        yield "edge service switched off (--edge off)"
+        return
+    try:
+        import firmware_sim.service  # noqa: F401  (only asking whether it exists)
+    except ImportError:
+        yield "firmware_sim has no MQTT service yet: the edge route is not evaluated"
+        return
+    env = {"ASSISTANT_MQTT__HOST": mqtt_config.host, "ASSISTANT_MQTT__PORT": str(mqtt_config.port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "firmware_sim", "serve"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield None
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------- one scenario
+
+
+@dataclass
+class Scenario:
+    name: str
+    mode: str  # dispatch mode, or "local" for no transport at all
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    count: int = 100
+    what: str = ""
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    results: list[DispatchResult]
+    agreement: float
+    reference_accuracy: float
+    events_per_session: Counter[int]
+    duplicate_deliveries: int
+    ignored_replies: int
+    breaker_openings: dict[str, int]
+    stub: dict[str, Any]
+    wall_s: float
+
+
+def run_scenario(
+    scenario: Scenario,
+    sentences: Sequence[Sentence],
+    vocabulary: Vocabulary,
+    reference: Sequence[Understanding],
+    mqtt_config: MqttConfig,
+    workdir: Path,
+) -> Outcome:
+    with ExitStack() as stack:
+        stub: CloudStub | None = None
+        transport: MqttDispatchTransport | None = None
+        if scenario.mode != "local":
+            stub = CloudStub(mqtt_config, scenario.faults)
+            stub.start()
+            stack.callback(stub.close)
+            transport = MqttDispatchTransport(mqtt_config, SITE)
+            transport.start()
+            if not (stub.wait_ready(WAIT_S) and transport.wait_ready(WAIT_S)):
+                raise RuntimeError("cloud stub or dispatcher could not connect to the broker")
+        config = DispatchConfig(mode="cloud" if scenario.mode == "local" else scenario.mode)  # type: ignore[arg-type]
+        dispatcher = Dispatcher(
+            RoutingPolicy.from_config(config), site_id=SITE, transport=transport, vocabulary=vocabulary
+        )
+        stack.callback(dispatcher.close)
+        counter = EventCounter(mqtt_config)
+        stack.callback(counter.close)
+        publisher = MqttEventPublisher(
+            mqtt_config.model_copy(
+                update={"outbox_path": workdir / f"outbox-{scenario.name}.sqlite3", "hermes_mirror": False}
+            ),
+            SITE,
+        )
+        publisher.start()
+        stack.callback(publisher.close)
+
+        started = time.monotonic()
+        results = []
+        min_confidence = NluConfig().min_confidence
+        for index, sentence in enumerate(sentences[: scenario.count]):
+            session = f"{scenario.name}-{index}"
+            result = dispatcher.dispatch([Hypothesis(text=sentence.text, score=0.0)], session_id=session)
+            results.append(result)
+            publisher.publish(
+                result_event(
+                    result,
+                    site_id=SITE,
+                    session_id=session,
+                    audio_time_s=float(index),
+                    min_confidence=min_confidence,
+                )
+            )
+        wall_s = time.monotonic() - started
+        publisher.wait_delivered(WAIT_S)
+        counter.wait_for(len(results), WAIT_S)
+
+        agree = sum(
+            meaning(r.intent, r.slots) == meaning(ref.intent, ref.slots)
+            for r, ref in zip(results, reference, strict=False)
+        )
+        correct = sum(r.intent == s.intent for r, s in zip(results, sentences, strict=False))
+        sessions = [f"{scenario.name}-{i}" for i in range(len(results))]
+        per_session = Counter(len(counter.by_session.get(s, ())) for s in sessions)
+        unique_events = sum(len(ids) for ids in counter.by_session.values())
+        return Outcome(
+            scenario=scenario,
+            results=results,
+            agreement=agree / len(results),
+            reference_accuracy=correct / len(results),
+            events_per_session=per_session,
+            duplicate_deliveries=counter.deliveries - unique_events,
+            ignored_replies=dispatcher.stats.ignored_replies,
+            breaker_openings={t: b.times_opened for t, b in dispatcher.policy.breakers.items()},
+            stub={} if stub is None else dict(vars(stub.stats)),
+            wall_s=wall_s,
+        )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def latency_stats(values: Sequence[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "median_ms": round(statistics.median(values), 2),
+        "p90_ms": round(percentile(values, 0.9), 2),
+        "max_ms": round(max(values), 2),
+    }
+
+
+def summarise(outcome: Outcome) -> dict[str, Any]:
+    results = outcome.results
+    by_source: dict[str, list[float]] = {}
+    for result in results:
+        by_source.setdefault(result.source, []).append(result.dispatch_ms)
+    attempts = Counter(f"{a.route}:{a.outcome}" for r in results for a in r.attempts)
+    return {
+        "scenario": outcome.scenario.name,
+        "what": outcome.scenario.what,
+        "mode": outcome.scenario.mode,
+        "faults": vars(outcome.scenario.faults),
+        "utterances": len(results),
+        "committed_results": len(results),
+        "unique_request_ids": len({r.request_id for r in results}),
+        "intent_events_per_session": {str(k): v for k, v in sorted(outcome.events_per_session.items())},
+        "exactly_one_event_each": outcome.events_per_session == Counter({1: len(results)}),
+        "duplicate_deliveries_deduplicated": outcome.duplicate_deliveries,
+        "answered_by": dict(Counter(r.source for r in results)),
+        "agreement_with_in_process_nlu": round(outcome.agreement, 4),
+        "intent_accuracy_vs_reference": round(outcome.reference_accuracy, 4),
+        "latency_all": latency_stats([r.dispatch_ms for r in results]),
+        "latency_by_source": {source: latency_stats(values) for source, values in sorted(by_source.items())},
+        "attempts": dict(sorted(attempts.items())),
+        "ignored_replies": outcome.ignored_replies,
+        "breaker_openings": outcome.breaker_openings,
+        "cloud_stub": outcome.stub,
+        "wall_s": round(outcome.wall_s, 2),
+    }
+
+
+def dead_cloud_added_latency(dead: Outcome, baseline: Outcome) -> dict[str, Any]:
+    """Per utterance with the cloud breaker open: its latency minus the same utterance's latency
+    in the run without any cloud (same fallback route, same N-best)."""
+    added = []
+    absolute = []
+    for index, result in enumerate(dead.results):
+        if result.attempts and result.attempts[0].outcome == "breaker_open":
+            absolute.append(result.dispatch_ms)
+            added.append(result.dispatch_ms - baseline.results[index].dispatch_ms)
+    waited = [r.dispatch_ms for r in dead.results if r.attempts and r.attempts[0].outcome == "timeout"]
+    return {
+        "utterances_with_breaker_open": len(added),
+        "utterances_that_waited_for_the_cloud": len(waited),
+        "waited_ms": latency_stats(waited),
+        "breaker_open_latency": latency_stats(absolute),
+        "added_vs_no_cloud_median_ms": round(statistics.median(added), 2) if added else None,
+        "added_vs_no_cloud_p90_ms": round(percentile(added, 0.9), 2) if added else None,
+        "added_vs_no_cloud_max_ms": round(max(added), 2) if added else None,
+        "target_ms": 50,
+        "meets_target": bool(added) and percentile(added, 0.9) < 50,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Lattice dispatch on a real broker",
+        "",
+        f"Command: `{report['command']}` · {report['date']} · {report['machine']}",
+        "",
+        f"Input: {report['input']}",
+        "",
+        f"Settings: {report['settings']}",
+        "",
+        "Edge processor: " + (report["edge"] or "running"),
+        "",
+        "| scenario | routes | utterances | committed / unique ids | intent events per session"
+        " | answered by | agreement with in-process NLU | latency median / p90 / max (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["scenarios"]:
+        latency = row["latency_all"]
+        lines.append(
+            f"| {row['scenario']} | {row['mode']} | {row['utterances']} | "
+            f"{row['committed_results']} / {row['unique_request_ids']} | "
+            f"{_events(row['intent_events_per_session'])} | {_counts(row['answered_by'])} | "
+            f"{row['agreement_with_in_process_nlu']:.1%} | "
+            f"{latency['median_ms']} / {latency['p90_ms']} / {latency['max_ms']} |"
+        )
+    lines += ["", "Latency per answering route (ms, median / p90 / max):", ""]
+    lines += ["| scenario | route | n | median | p90 | max |", "|---|---|---|---|---|---|"]
+    for row in report["scenarios"]:
+        for source, stats in row["latency_by_source"].items():
+            lines.append(
+                f"| {row['scenario']} | {source} | {stats['n']} | {stats['median_ms']} | "
+                f"{stats['p90_ms']} | {stats['max_ms']} |"
+            )
+    dead = report["dead_cloud"]
+    lines += [
+        "",
+        "Dead cloud (100 % drop), once the breaker is open, against the same utterances without a cloud:",
+        "",
+        f"- {dead['utterances_that_waited_for_the_cloud']} utterances waited for the cloud's timeout "
+        f"before the breaker opened ({_stats(dead['waited_ms'])});",
+        f"- {dead['utterances_with_breaker_open']} utterances with the breaker open: "
+        f"{_stats(dead['breaker_open_latency'])};",
+        f"- added latency per utterance: median {dead['added_vs_no_cloud_median_ms']} ms, "
+        f"p90 {dead['added_vs_no_cloud_p90_ms']} ms, max {dead['added_vs_no_cloud_max_ms']} ms "
+        f"(target < {dead['target_ms']} ms: {'met' if dead['meets_target'] else 'NOT met'}).",
+        "",
+        "Attempts per scenario (route:outcome):",
+        "",
+    ]
+    for row in report["scenarios"]:
+        lines.append(
+            f"- {row['scenario']}: {_counts(row['attempts'])}; ignored replies {row['ignored_replies']}"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in counts.items()) or "-"
+
+
+def _events(per_session: dict[str, int]) -> str:
+    return ", ".join(f"{count} sessions × {events}" for events, count in per_session.items())
+
+
+def _stats(stats: dict[str, Any]) -> str:
+    if not stats.get("n"):
+        return "none"
+    return f"median {stats['median_ms']} ms, p90 {stats['p90_ms']} ms, max {stats['max_ms']} ms"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def scenarios(count: int, fault_count: int, slow_count: int, remote: str) -> list[Scenario]:
+    """``remote``: the routing mode under faults: ``auto`` with an edge service, else ``cloud``."""
+    return [
+        Scenario("local", "local", count=count, what="in-process NLU only (no broker path)"),
+        Scenario("cloud", "cloud", count=count, what="healthy cloud stub"),
+        *([Scenario("edge", "edge", count=count, what="edge processor")] if remote == "auto" else []),
+        Scenario("drop-0", remote, FaultSettings(seed=FAULT_SEED), fault_count, "0 % cloud drop"),
+        Scenario(
+            "drop-20", remote, FaultSettings(drop_rate=0.2, seed=FAULT_SEED), fault_count, "20 % cloud drop"
+        ),
+        Scenario(
+            "drop-100", remote, FaultSettings(drop_rate=1.0, seed=FAULT_SEED), fault_count, "dead cloud"
+        ),
+        Scenario(
+            "latency-500",
+            remote,
+            FaultSettings(latency_ms=500, seed=FAULT_SEED),
+            slow_count,
+            "+500 ms cloud latency",
+        ),
+    ]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sentences, vocabulary = dev_utterances(args.count)
+    reference = [understand_with_nlu([Hypothesis(text=s.text, score=0.0)], vocabulary) for s in sentences]
+    defaults = DispatchConfig()
+    outcomes: dict[str, Outcome] = {}
+    with tempfile.TemporaryDirectory(prefix="eval-dispatch-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        (workdir / "broker").mkdir()
+        host, port = stack.enter_context(private_broker(workdir / "broker", args.broker_nodelay == "on"))
+        mqtt_config = MqttConfig(
+            enabled=True, host=host, port=port, reconnect_min_s=0.05, reconnect_max_s=0.5, keepalive_s=10
+        )
+        edge_note = stack.enter_context(edge_service(mqtt_config, args.edge))
+        remote = "cloud" if edge_note else "auto"
+        for scenario in scenarios(args.count, args.fault_count, args.slow_count, remote):
+            print(
+                f"eval-dispatch: {scenario.name} ({scenario.count} utterances)", file=sys.stderr, flush=True
+            )
+            outcomes[scenario.name] = run_scenario(
+                scenario, sentences, vocabulary, reference, mqtt_config, workdir
+            )
+    baseline = outcomes["edge" if remote == "auto" else "local"]
+    return {
+        "command": "make eval-dispatch",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
+        "input": (
+            f"{len(sentences)} dev sentences from models/corpus/text.py generate_sentences(seed={DEV_SEED}) "
+            f"with the evaluation-only names; no recognizer output: each N-best is the reference text alone "
+            f"(score 0). Vocabulary: {len(vocabulary.devices)} devices, {len(vocabulary.areas)} areas, "
+            f"{len(vocabulary.contacts)} contacts."
+        ),
+        "settings": (
+            f"[dispatch] defaults: cloud_timeout_ms={defaults.cloud_timeout_ms}, "
+            f"edge_timeout_ms={defaults.edge_timeout_ms}, breaker_failures={defaults.breaker_failures}, "
+            f"breaker_cooldown_ms={defaults.breaker_cooldown_ms}; fault seed {FAULT_SEED}; "
+            f"mosquitto set_tcp_nodelay {args.broker_nodelay}; "
+            f"routes under faults: {remote} ({' → '.join(_chain(remote))})"
+        ),
+        "edge": edge_note,
+        "scenarios": [summarise(outcome) for outcome in outcomes.values()],
+        "dead_cloud": dead_cloud_added_latency(outcomes["drop-100"], baseline),
+    }
+
+
+def _chain(mode: str) -> list[str]:
+    from assistant.dispatch import ROUTES
+
+    return list(ROUTES["auto" if mode == "auto" else "cloud"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
+    parser.add_argument(
+        "--count", type=int, default=300, help="dev sentences for agreement and route latency"
+    )
+    parser.add_argument("--fault-count", type=int, default=100, help="utterances per drop-rate scenario")
+    parser.add_argument("--slow-count", type=int, default=40, help="utterances with +500 ms cloud latency")
+    parser.add_argument(
+        "--edge", choices=("auto", "off"), default="auto", help="run the edge service if present"
+    )
+    args = parser.parse_args(argv)
+    from assistant.logging import configure_logging
+
+    configure_logging("warning")
+    report = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "dispatch.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "dispatch.md").write_text(markdown(report))
+    print(markdown(report))
+    failed = [row["scenario"] for row in report["scenarios"] if not row["exactly_one_event_each"]]
+    if failed or not report["dead_cloud"]["meets_target"]:
+        print(f"eval-dispatch: FAILED checks: {failed or 'dead-cloud latency'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
