@@ -122,12 +122,12 @@ PROFILES: dict[str, Profile] = {
         streams=300,
         max_candidates=360,
         groups=(
-            GroupPlan("espeak", "espeak", 14000),
-            GroupPlan("flite", "flite", 11000),
+            GroupPlan("espeak", "espeak", 15500),
+            GroupPlan("flite", "flite", 12500),
             GroupPlan("festival", "festival", 6400),
-            GroupPlan("kokoro-stock", "kokoro-stock", 6400),
+            GroupPlan("kokoro-stock", "kokoro-stock", 5000),
             GroupPlan("background", "background", 1200),
-            GroupPlan("kokoro-gen", "kokoro-generated", 9400),
+            GroupPlan("kokoro-gen", "kokoro-generated", 7400),
         ),
     ),
     "small": Profile(
