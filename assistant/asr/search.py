@@ -26,13 +26,14 @@ and context bonuses are kept apart in every :class:`Hypothesis`.
 >>> search = ModifiedBeamSearch(fake, fake, SearchOptions(beam=4, blank_id=0))
 >>> search.advance(np.arange(3, dtype=np.float32)[:, None])
 >>> [h.tokens for h in search.nbest()][:2]
-[(1, 2), (2,)]
+[(1, 2), (1, 1)]
 >>> search.nbest()[0].frames  # encoder frame of each token
 (0, 2)
 """
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import math
@@ -102,6 +103,11 @@ class Hypothesis:
     frames: tuple[int, ...]
     acoustic: float  # log P(tokens | audio), summed over the alignments the search kept
     context: float  # biasing bonus earned (finalized when the hypothesis is final)
+    # Per token, along the best alignment: the blanks before it plus its own log-prob, and its
+    # bonus. What these leave out of the totals (trailing blanks, other alignments, the final
+    # take-back) belongs to the hypothesis as a whole.
+    token_acoustic: tuple[float, ...] = ()
+    token_context: tuple[float, ...] = ()
 
     @property
     def score(self) -> float:
@@ -118,6 +124,8 @@ class TransducerSearch(Protocol):
     def best(self) -> Hypothesis: ...
 
     def nbest(self) -> list[Hypothesis]: ...
+
+    def fork(self) -> TransducerSearch: ...
 
     @property
     def trailing_blank_frames(self) -> int: ...
@@ -172,6 +180,9 @@ class GreedySearch:
         self._frames: list[int] = []
         self._acoustic = 0.0
         self._bonus = 0.0
+        self._token_acoustic: list[float] = []
+        self._token_context: list[float] = []
+        self._blanks = 0.0  # blank log-probs since the last token
         self._first_frame = first_frame
         self._next_frame = first_frame
 
@@ -195,24 +206,46 @@ class GreedySearch:
                 bonus[blank] = 0.0
                 scores += bonus
             token = int(np.argmax(scores))
+            self._acoustic += float(logp[token])
             if token == blank:
-                self._acoustic += float(logp[blank])
+                self._blanks += float(logp[blank])
             else:
-                self._acoustic += float(logp[token])
+                gained = 0.0
                 if self.biasing is not None:
                     gained, self._bias_state = self.biasing.forward(self._bias_state, token)
                     self._bonus += gained
+                self._token_acoustic.append(self._blanks + float(logp[token]))
+                self._token_context.append(gained)
+                self._blanks = 0.0
                 self._tokens.append(token)
                 self._frames.append(self._next_frame)
                 self._context = (*self._context[1:], token)
             self._next_frame += 1
 
     def best(self) -> Hypothesis:
-        return Hypothesis(tuple(self._tokens), tuple(self._frames), self._acoustic, self._bonus)
+        return self._hypothesis(0.0)
+
+    def fork(self) -> GreedySearch:
+        """An independent copy: advancing it leaves this search as it is."""
+        twin = copy.copy(self)
+        for name in ("_tokens", "_frames", "_token_acoustic", "_token_context"):
+            setattr(twin, name, list(getattr(self, name)))
+        return twin
 
     def nbest(self) -> list[Hypothesis]:
-        final = self.biasing.finalize(self._bias_state) if self.biasing is not None else 0.0
-        return [Hypothesis(tuple(self._tokens), tuple(self._frames), self._acoustic, self._bonus + final)]
+        return [
+            self._hypothesis(self.biasing.finalize(self._bias_state) if self.biasing is not None else 0.0)
+        ]
+
+    def _hypothesis(self, settle: float) -> Hypothesis:
+        return Hypothesis(
+            tuple(self._tokens),
+            tuple(self._frames),
+            self._acoustic,
+            self._bonus + settle,
+            tuple(self._token_acoustic),
+            tuple(self._token_context),
+        )
 
 
 # --------------------------------------------------------------------------- the token lattice
@@ -281,19 +314,22 @@ def _make_state(context: tuple[int, ...], bias: int, entries: tuple[_Entry, ...]
     return _State(context, bias, entries, _log_sum(entry.forward for entry in entries))
 
 
-def _trace(entry: _Entry) -> tuple[list[int], list[int], float, float]:
-    """The best single path into ``entry``: tokens, frames, acoustic, context."""
-    tokens: list[int] = []
-    frames: list[int] = []
-    acoustic, context = entry.blanks, 0.0
+def _trace(entry: _Entry) -> Hypothesis:
+    """The best single path into ``entry`` (not finalized)."""
+    arcs: list[tuple[_Node, _Arc]] = []
     node = entry.node
     while node.best is not None:
-        tokens.append(node.token)
-        frames.append(node.frame)
-        acoustic += node.best.acoustic
-        context += node.best.context
+        arcs.append((node, node.best))
         node = node.best.source
-    return tokens[::-1], frames[::-1], acoustic, context
+    arcs.reverse()
+    return Hypothesis(
+        tuple(node.token for node, _ in arcs),
+        tuple(node.frame for node, _ in arcs),
+        entry.blanks + sum(arc.acoustic for _, arc in arcs),
+        sum(arc.context for _, arc in arcs),
+        tuple(arc.acoustic for _, arc in arcs),
+        tuple(arc.context for _, arc in arcs),
+    )
 
 
 # --------------------------------------------------------------------------- modified beam search
@@ -402,6 +438,11 @@ class ModifiedBeamSearch:
             entries.append(_Entry(node, 0.0))
         return _make_state(context, bias, tuple(entries))
 
+    def fork(self) -> ModifiedBeamSearch:
+        """An independent copy. Cheap: beam states are immutable and lattice nodes only ever
+        gain arcs while they are being created, so the two searches can share them."""
+        return copy.copy(self)
+
     def _best_state(self) -> _State:
         return max(self._beam, key=lambda state: state.forward)
 
@@ -409,17 +450,12 @@ class ModifiedBeamSearch:
 
     def best(self) -> Hypothesis:
         """The running best: the best path into the most probable beam state (not finalized)."""
-        tokens, frames, acoustic, context = _trace(self._best_state().best_entry)
-        return Hypothesis(tuple(tokens), tuple(frames), acoustic, context)
+        return _trace(self._best_state().best_entry)
 
     def current(self) -> list[Hypothesis]:
         """The running N-best: the best path into each beam state, most probable state first."""
         ordered = sorted(self._beam, key=lambda state: state.forward, reverse=True)
-        out = []
-        for state in ordered:
-            tokens, frames, acoustic, context = _trace(state.best_entry)
-            out.append(Hypothesis(tuple(tokens), tuple(frames), acoustic, context))
-        return out
+        return [_trace(state.best_entry) for state in ordered]
 
     def nbest(self) -> list[Hypothesis]:
         """Up to ``options.nbest`` distinct token sequences from the lattice, best first.
@@ -433,24 +469,32 @@ class ModifiedBeamSearch:
             finals.extend(_Arc(entry.node, entry.blanks, settle) for entry in state.entries)
         # Paths come best-alignment first, but a text's score sums its alignments: look at a
         # few more texts than asked for, then rank them by their summed scores.
-        found: dict[tuple[int, ...], tuple[tuple[int, ...], float]] = {}
-        for tokens, frames, context in self._best_paths(finals):
-            if tokens not in found:
-                found[tokens] = (frames, context)
+        found: dict[tuple[int, ...], Hypothesis] = {}
+        for path in self._best_paths(finals):
+            if path.tokens not in found:
+                found[path.tokens] = path
                 if len(found) >= 3 * self.options.nbest:
                     break
         hypotheses = []
-        for tokens, (frames, context) in found.items():
+        for tokens, path in found.items():
+            # The bonus depends on the tokens only, so the best alignment's bonus is the text's.
             total = self._sequence_score(tokens, finals)
-            hypotheses.append(Hypothesis(tokens, frames, total - context, context))
+            hypotheses.append(
+                Hypothesis(
+                    tokens,
+                    path.frames,
+                    total - path.context,
+                    path.context,
+                    path.token_acoustic,
+                    path.token_context,
+                )
+            )
         hypotheses.sort(key=lambda hypothesis: hypothesis.score, reverse=True)
         return hypotheses[: self.options.nbest]
 
-    def _best_paths(self, finals: list[_Arc]) -> Iterable[tuple[tuple[int, ...], tuple[int, ...], float]]:
-        """Complete paths, best first (A* backwards; a node's Viterbi score is the exact bound).
-
-        Yields (tokens, frames, context bonus) of each path.
-        """
+    def _best_paths(self, finals: list[_Arc]) -> Iterable[Hypothesis]:
+        """Complete paths (alignments), best first: A* backwards from the end, where a node's
+        Viterbi score is the exact bound on the rest."""
         tie = itertools.count()
         heap: list[tuple[float, int, _Node, float, float, _Link | None]] = []
         for arc in finals:
@@ -462,17 +506,23 @@ class ModifiedBeamSearch:
             _, _, node, suffix, context, tail = heapq.heappop(heap)
             pops += 1
             if node is self._start:
-                tokens, frames = [], []
+                links = []
                 while tail is not None:
-                    tokens.append(tail.token)
-                    frames.append(tail.frame)
+                    links.append(tail)
                     tail = tail.rest
-                yield tuple(tokens), tuple(frames), context
+                yield Hypothesis(
+                    tuple(link.token for link in links),
+                    tuple(link.frame for link in links),
+                    suffix - context,
+                    context,
+                    tuple(link.acoustic for link in links),
+                    tuple(link.context for link in links),
+                )
                 continue
-            extended = _Link(node.token, node.frame, tail)
             for arc in node.arcs:
                 score = suffix + arc.acoustic + arc.context
                 bound = arc.source.viterbi + score
+                extended = _Link(node.token, node.frame, arc.acoustic, arc.context, tail)
                 heapq.heappush(heap, (-bound, next(tie), arc.source, score, context + arc.context, extended))
 
     def _sequence_score(self, tokens: tuple[int, ...], finals: list[_Arc]) -> float:
@@ -499,6 +549,8 @@ class _Link:
 
     token: int
     frame: int
+    acoustic: float
+    context: float
     rest: _Link | None
 
 

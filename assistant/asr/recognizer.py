@@ -1,0 +1,278 @@
+"""The streaming recognizer: log-mel frames in, partial text and a final lattice out.
+
+It owns the one piece of state that spans utterances, the encoder's: the encoder runs over the
+whole stream (the wake-word audio gives it context), while the search — predictor context, beam,
+biasing state — restarts at every utterance (:meth:`StreamingRecognizer.reset_utterance`).
+
+Frames are normalised with the model's own statistics (``frontend.StreamingNormalizer``) and
+buffered into the chunk size the encoder was exported with, so feeding 10 ms at a time or a whole
+file at once gives the same result. Times are seconds from the start of the stream: a token at
+encoder frame ``i`` is at ``i × subsampling × 10 ms``; a word starts at its first token and ends
+one encoder frame after its last.
+
+>>> # recognizer = StreamingRecognizer(Path("models/asr"), beam=4)
+>>> # recognizer.accept_frames(LogMelExtractor().accept(samples)); recognizer.partial()
+>>> # result = recognizer.finalize(); result.text, result.words[0].confidence, result.lattice.to_json()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant.asr.lattice import Lattice, NBestEntry, TimedWord, posteriors, word_confidences
+from assistant.asr.model_config import AsrModelConfig
+from assistant.asr.onnx_model import EncoderState, OnnxTransducer
+from assistant.asr.search import Biasing, Hypothesis, SearchOptions, make_search
+from assistant.asr.tokenizer import Tokenizer
+from assistant.frontend import LogMelExtractor, StreamingNormalizer
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+class TransducerModel(Protocol):
+    """What the recognizer needs from the network (``onnx_model.OnnxTransducer``, or a fake)."""
+
+    @property
+    def config(self) -> AsrModelConfig: ...
+
+    def initial_state(self) -> EncoderState: ...
+
+    def encode_chunk(self, features: FloatArray, state: EncoderState) -> tuple[FloatArray, EncoderState]: ...
+
+    def predict(self, contexts: IntArray) -> FloatArray: ...
+
+    def join(self, encoder_out: FloatArray, predictor_out: FloatArray) -> FloatArray: ...
+
+
+@dataclass(frozen=True)
+class RecognizedWord:
+    word: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class RecognitionResult:
+    """An utterance's outcome: 1-best text and words, the N-best (best first) and the lattice."""
+
+    text: str
+    words: tuple[RecognizedWord, ...]
+    nbest: tuple[NBestEntry, ...]
+    lattice: Lattice
+
+
+class StreamingRecognizer:
+    """Encoder over the stream, search per utterance; see the module docstring."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        use_int8: bool = True,
+        beam: int = 4,
+        nbest: int = 4,
+        biasing: Biasing | None = None,
+    ) -> None:
+        model = OnnxTransducer(model_dir, use_int8=use_int8)
+        tokenizer = Tokenizer.load(model.paths.tokenizer, model.config.blank_id)
+        self._setup(model, tokenizer, beam, nbest, biasing)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: TransducerModel,
+        tokenizer: Tokenizer,
+        *,
+        beam: int = 4,
+        nbest: int = 4,
+        biasing: Biasing | None = None,
+    ) -> StreamingRecognizer:
+        """A recognizer over an already loaded model (tests use scripted fakes)."""
+        recognizer = cls.__new__(cls)
+        recognizer._setup(model, tokenizer, beam, nbest, biasing)
+        return recognizer
+
+    def _setup(
+        self, model: TransducerModel, tokenizer: Tokenizer, beam: int, nbest: int, biasing: Biasing | None
+    ) -> None:
+        config = model.config
+        if tokenizer.vocab_size != config.vocab_size:
+            raise ValueError(
+                f"tokenizer has {tokenizer.vocab_size} pieces but the model outputs {config.vocab_size}"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.options = SearchOptions(
+            beam=beam,
+            nbest=nbest,
+            blank_id=config.blank_id,
+            context_size=config.context_size,
+            suppress_ids=tuple(i for i in tokenizer.silent_ids if i != config.blank_id),
+        )
+        features = config.feature_config
+        self.frame_s = features.frame_shift / features.sample_rate
+        self.encoder_frame_s = self.frame_s * config.subsampling
+        self._n_mels = features.n_mels
+        self._biasing = biasing
+        self._normalizer = StreamingNormalizer(
+            config.normalizer_stats, config.normalizer_time_constant_frames
+        )
+        self.reset_stream()
+
+    # ------------------------------------------------------------------ stream and utterances
+
+    def reset_stream(self) -> None:
+        """A new stream: encoder state, normaliser and search all start afresh."""
+        self._normalizer.reset()
+        self._pending = np.zeros((0, self._n_mels), dtype=np.float32)
+        self._encoder_state = self.model.initial_state()
+        self._encoder_frames = 0
+        self._feature_frames = 0
+        self._search = make_search(self.model, self.model, self.options, self._biasing)
+
+    def reset_utterance(self) -> None:
+        """A new utterance in the same stream: the search restarts, the encoder carries on."""
+        self._search = make_search(self.model, self.model, self.options, self._biasing)
+        self._search.reset(first_frame=self._encoder_frames)
+
+    def set_biasing(self, biasing: Biasing | None) -> None:
+        """A new context graph (names changed); it takes effect at the next utterance."""
+        self._biasing = biasing
+
+    @property
+    def audio_s(self) -> float:
+        """Audio fed so far in this stream, in seconds."""
+        return self._feature_frames * self.frame_s
+
+    @property
+    def utterance_start_s(self) -> float:
+        return (self._encoder_frames - self._search.frames_done) * self.encoder_frame_s
+
+    # ------------------------------------------------------------------ streaming
+
+    def accept_frames(self, log_mel: FloatArray) -> None:
+        """Raw log-mel frames ``[n, n_mels]`` (``frontend.LogMelExtractor``) of the stream."""
+        if log_mel.ndim != 2 or log_mel.shape[1] != self._n_mels:
+            raise ValueError(f"expected log-mel frames of shape [n, {self._n_mels}], got {log_mel.shape}")
+        if not len(log_mel):
+            return
+        self._feature_frames += len(log_mel)
+        normalised = self._normalizer.normalize(log_mel.astype(np.float32, copy=False))
+        self._pending = np.concatenate([self._pending, normalised])
+        chunk = self.config.chunk_frames
+        while len(self._pending) >= chunk:
+            encoder_out, self._encoder_state = self.model.encode_chunk(
+                self._pending[:chunk], self._encoder_state
+            )
+            self._pending = self._pending[chunk:]
+            self._encoder_frames += len(encoder_out)
+            self._search.advance(encoder_out)
+
+    def partial(self) -> str:
+        """The running best text (cheap; no finalization)."""
+        return self.tokenizer.decode(self._search.best().tokens)
+
+    @property
+    def trailing_blank_frames(self) -> int:
+        """10 ms frames since the best hypothesis last emitted a token, as of the last chunk."""
+        return self._search.trailing_blank_frames * self.config.subsampling
+
+    def finalize(self) -> RecognitionResult:
+        """The utterance so far as a final result: the buffered tail is decoded (zero-padded to a
+        chunk, on a copy of the state so the stream is not disturbed), the biasing graph is
+        finalized, and the N-best, words with confidences and the lattice are built.
+
+        It changes nothing: decoding can go on (a speculative end-point), or the caller starts
+        the next utterance with :meth:`reset_utterance`.
+        """
+        search = self._search.fork()
+        usable = len(self._pending) // self.config.subsampling
+        if usable:
+            padded = np.zeros((self.config.chunk_frames, self._n_mels), dtype=np.float32)
+            padded[: len(self._pending)] = self._pending
+            encoder_out, _ = self.model.encode_chunk(padded, self._encoder_state)
+            search.advance(encoder_out[:usable])
+        entries = self._entries(search.nbest())
+        lattice = Lattice.from_nbest(entries, start_time=round(self.utterance_start_s, 3))
+        if not entries:
+            return RecognitionResult("", (), (), lattice)
+        best = entries[0]
+        confidences = word_confidences(best.words, entries, posteriors([e.score for e in entries]))
+        words = tuple(
+            RecognizedWord(word.word, word.start, word.end, round(confidence, 4))
+            for word, confidence in zip(best.words, confidences, strict=True)
+        )
+        return RecognitionResult(best.text, words, tuple(entries), lattice)
+
+    # ------------------------------------------------------------------ tokens → words
+
+    def _entries(self, hypotheses: list[Hypothesis]) -> list[NBestEntry]:
+        """Hypotheses in words; different tokenizations of one text are one entry (probabilities added)."""
+        merged: dict[str, NBestEntry] = {}
+        for hypothesis in hypotheses:
+            entry = self._entry(hypothesis)
+            previous = merged.get(entry.text)
+            if previous is None:
+                merged[entry.text] = entry
+            else:
+                total = np.logaddexp(previous.score, entry.score)
+                merged[entry.text] = NBestEntry(
+                    previous.text, previous.words, float(total) - previous.context, previous.context
+                )
+        return sorted(merged.values(), key=lambda entry: entry.score, reverse=True)
+
+    def _entry(self, hypothesis: Hypothesis) -> NBestEntry:
+        step = self.encoder_frame_s
+        words = []
+        scored = len(hypothesis.token_acoustic) == len(hypothesis.tokens)
+        for span in self.tokenizer.words(hypothesis.tokens):
+            first, last = span.first, span.last
+            acoustic = sum(hypothesis.token_acoustic[first : last + 1]) if scored else 0.0
+            context = sum(hypothesis.token_context[first : last + 1]) if scored else 0.0
+            words.append(
+                TimedWord(
+                    span.text,
+                    round(hypothesis.frames[first] * step, 3),
+                    round(hypothesis.frames[last] * step + step, 3),
+                    acoustic,
+                    context,
+                )
+            )
+        text = " ".join(word.word for word in words)
+        return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context)
+
+
+class PipelineRecognizer:
+    """``pipeline.Recognizer`` over a :class:`StreamingRecognizer`: 10 ms int16 frames in, the
+    partial text out when it changes. ``reset`` starts a new utterance (the encoder carries on)."""
+
+    def __init__(self, recognizer: StreamingRecognizer) -> None:
+        self.recognizer = recognizer
+        self._extractor = LogMelExtractor(recognizer.config.feature_config)
+        self._last_partial = ""
+
+    def accept(self, frame: npt.NDArray[np.int16]) -> str | None:
+        self.recognizer.accept_frames(self._extractor.accept(frame))
+        partial = self.recognizer.partial()
+        if partial == self._last_partial:
+            return None
+        self._last_partial = partial
+        return partial
+
+    def text(self) -> str:
+        return self.recognizer.finalize().text
+
+    def result(self) -> RecognitionResult:
+        return self.recognizer.finalize()
+
+    def reset(self) -> None:
+        self.recognizer.reset_utterance()
+        self._last_partial = ""
