@@ -159,6 +159,10 @@ class CloudResponder:
             request = DispatchRequest.from_wire(payload)
         except ProtocolError as error:
             return self._reject(topic, str(error), error.request_id, arrival)
+        try:
+            hypotheses = request.hypotheses()
+        except ProtocolError as error:  # a lattice that does not hold together
+            return self._reject(topic, str(error), request.request_id, arrival)
         decision = self._faults.decide(request.request_id, arrival)
         if decision.drop:
             return Reaction(reply=None, disconnect=decision.disconnect, dropped=True)
@@ -169,7 +173,7 @@ class CloudResponder:
             return Reaction(reply=reply, disconnect=decision.disconnect)
         kind: ReplyKind = "answer"
         try:
-            understanding = self._understand(request.hypotheses(), request.vocabulary)
+            understanding = self._understand(hypotheses, request.vocabulary)
             response = DispatchResponse(
                 request_id=request.request_id,
                 ok=True,

@@ -29,6 +29,7 @@ that nothing was asked); ``ok`` false (``error`` says why) makes the dispatcher 
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -199,18 +200,24 @@ def recover_request_id(payload: bytes | str) -> str | None:
 
 
 def nbest_from_lattice(lattice: dict[str, Any]) -> list[Hypothesis]:
-    """The N-best a lattice carries (its ``nbest`` list of ``{text, score}``).
+    """The N-best a lattice (``assistant.asr.lattice.Lattice.to_json()``) carries, best first; its
+    paths when it carries no list. Raises ``ProtocolError`` on a malformed or empty lattice."""
+    from assistant.asr.lattice import Lattice, LatticeFormatError
 
-    Raises ``ProtocolError`` when there is none: a lattice without its N-best is not one the
-    recognizer wrote.
-    """
-    entries = lattice.get("nbest")
-    if not isinstance(entries, list) or not entries:
-        raise ProtocolError("the lattice carries no nbest list")
     try:
-        return [Hypothesis.model_validate(entry) for entry in entries]
-    except ValidationError as error:
-        raise ProtocolError(f"lattice nbest: {_one_line(error)}") from None
+        parsed = Lattice.from_json(lattice)
+    except LatticeFormatError as error:
+        raise ProtocolError(f"lattice: {error}") from None
+    entries = list(parsed.nbest) or parsed.nbest_from_graph()
+    if not entries:
+        raise ProtocolError("the lattice holds no hypothesis")
+    # JSON has no -inf: an impossible hypothesis gets a score no softmax will notice.
+    return [
+        Hypothesis(text=e.text, score=e.score if math.isfinite(e.score) else _IMPOSSIBLE) for e in entries
+    ]
+
+
+_IMPOSSIBLE = -1e30
 
 
 def _one_line(error: ValidationError) -> str:

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from assistant.asr.lattice import Lattice, NBestEntry, TimedWord
 from assistant.cli import build_parser
 from assistant.cloud_stub import (
     CloudResponder,
@@ -136,12 +137,24 @@ def test_a_request_is_answered_with_the_intent_on_its_response_topic() -> None:
 
 
 def test_a_request_carrying_only_a_lattice_is_parsed_from_its_nbest() -> None:
+    call = TimedWord("call", 0.1, 0.4, acoustic=-1.0)
+    entry = NBestEntry(
+        "call niamh", (call, TimedWord("niamh", 0.5, 0.9, acoustic=-2.0)), acoustic=-3.0, context=0.0
+    )
     lattice_only = DispatchRequest(
-        request_id="r2", site_id=SITE, lattice={"nbest": [{"text": "call niamh", "score": -2.0}]}
+        request_id="r2", site_id=SITE, lattice=Lattice.from_nbest([entry]).to_json()
     )
     reaction = react(lattice_only.to_wire())
     assert reaction.reply is not None
-    assert DispatchResponse.from_wire(reaction.reply.payload).intent == "Call"
+    response = DispatchResponse.from_wire(reaction.reply.payload)
+    assert (response.intent, response.text) == ("Call", "call niamh")
+
+
+def test_a_request_with_a_broken_lattice_gets_an_error_reply() -> None:
+    broken = DispatchRequest(request_id="r3", site_id=SITE, lattice={"version": 99})
+    reaction = react(broken.to_wire())
+    assert reaction.reply is not None and reaction.reply.kind == "error"
+    assert "malformed request: lattice" in (DispatchResponse.from_wire(reaction.reply.payload).error or "")
 
 
 @pytest.mark.parametrize(

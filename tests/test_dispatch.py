@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from assistant.asr.lattice import Lattice, NBestEntry, TimedWord
 from assistant.config import AssistantConfig, DispatchConfig, MqttConfig
 from assistant.dispatch import (
     AnswerLocally,
@@ -428,10 +429,31 @@ def test_a_crashing_local_nlu_still_commits_exactly_one_result() -> None:
     assert result.error is not None and "grammar" in result.error
 
 
+def lattice_of(*texts: str) -> dict[str, Any]:
+    """A recognizer-style lattice JSON of these hypotheses (best first, one word per 0.3 s)."""
+    entries = [
+        NBestEntry(
+            text,
+            tuple(
+                TimedWord(w, 0.3 * i, 0.3 * i + 0.25, acoustic=-1.0 - rank)
+                for i, w in enumerate(text.split())
+            ),
+            acoustic=-1.0 * len(text.split()) - rank,
+            context=0.0,
+        )
+        for rank, text in enumerate(texts)
+    ]
+    return Lattice.from_nbest(entries).to_json()
+
+
 def test_the_local_route_reads_the_nbest_from_the_lattice_when_no_list_is_given() -> None:
-    lattice = {"nbest": [{"text": "turn on the fan", "score": -0.5}]}
-    result = dispatcher(None).dispatch([], lattice=lattice)
-    assert result.text == "turn on the fan"
+    result = dispatcher(None).dispatch([], lattice=lattice_of("turn on the fan", "turn off the fan"))
+    assert result.text == "turn on the fan" and result.intent == "HassTurnOn"
+
+
+def test_a_broken_lattice_still_commits_one_local_result_saying_why() -> None:
+    result = dispatcher(None).dispatch([], lattice={"version": 1, "nodes": "?"})
+    assert result.source == "local" and result.intent is None and "lattice" in (result.error or "")
 
 
 def test_an_utterance_without_words_is_a_caller_error() -> None:
