@@ -158,8 +158,9 @@ class EventCounter:
 
 
 @contextmanager
-def edge_service(mqtt_config: MqttConfig, wanted: str) -> Iterator[str | None]:
-    """``python -m firmware_sim serve`` on the private broker, when it exists; yields why not otherwise."""
+def edge_service(mqtt_config: MqttConfig, wanted: str, log_path: Path) -> Iterator[str | None]:
+    """``python -m firmware_sim serve`` on the private broker, once it answers the dispatch protocol;
+    otherwise yields why the edge route is left out."""
     if wanted == "off":
         yield "edge service switched off (--edge off)"
         return
@@ -168,16 +169,22 @@ def edge_service(mqtt_config: MqttConfig, wanted: str) -> Iterator[str | None]:
     except ImportError:
         yield "firmware_sim has no MQTT service yet: the edge route is not evaluated"
         return
-    env = {"ASSISTANT_MQTT__HOST": mqtt_config.host, "ASSISTANT_MQTT__PORT": str(mqtt_config.port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "firmware_sim", "serve"],
-        cwd=REPO,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    host, port = mqtt_config.host, str(mqtt_config.port)
+    env = {"ASSISTANT_MQTT__HOST": host, "ASSISTANT_MQTT__PORT": port, "FIRMWARE_SIM_HOST": host}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "firmware_sim", "serve"],
+            cwd=REPO,
+            env={**os.environ, **env, "FIRMWARE_SIM_PORT": port},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
+        problem = wait_for_edge(mqtt_config, process, WAIT_S)
+        if problem is not None:
+            tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-2:])
+            yield f"edge route not evaluated: {problem}" + (f" (service log: {tail})" if tail else "")
+            return
         yield None
     finally:
         process.terminate()
@@ -186,6 +193,36 @@ def edge_service(mqtt_config: MqttConfig, wanted: str) -> Iterator[str | None]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_for_edge(mqtt_config: MqttConfig, process: subprocess.Popen[bytes], timeout_s: float) -> str | None:
+    """Ask the edge route until the service answers a dispatch request (None), or say why it did not."""
+    transport = MqttDispatchTransport(mqtt_config, SITE)
+    transport.start()
+    probe = Dispatcher(
+        RoutingPolicy("edge", {"cloud": 1.0, "edge": 0.5}, failure_threshold=1000),
+        site_id=SITE,
+        transport=transport,
+        understand=lambda hypotheses, vocabulary: Understanding(intent=None),
+    )
+    problem = "no answer"
+    try:
+        deadline = time.monotonic() + timeout_s
+        if not transport.wait_ready(timeout_s):
+            return "the dispatcher could not connect to the broker"
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return f"`python -m firmware_sim serve` exited with {process.returncode}"
+            result = probe.dispatch([Hypothesis(text="turn on the light")])
+            if result.source == "edge":
+                return None
+            first = result.attempts[0]
+            problem = first.error or first.outcome
+            if first.outcome == "error":
+                return f"the service does not answer the dispatch protocol ({problem})"
+        return f"no answer within {timeout_s:.0f} s ({problem})"
+    finally:
+        probe.close()
 
 
 # --------------------------------------------------------------------------- one scenario
@@ -338,11 +375,18 @@ def summarise(outcome: Outcome) -> dict[str, Any]:
         "latency_all": latency_stats([r.dispatch_ms for r in results]),
         "latency_by_source": {source: latency_stats(values) for source, values in sorted(by_source.items())},
         "attempts": dict(sorted(attempts.items())),
+        "edge_counters_per_request": counter_means([r.counters for r in results if r.counters]),
         "ignored_replies": outcome.ignored_replies,
         "breaker_openings": outcome.breaker_openings,
         "cloud_stub": outcome.stub,
         "wall_s": round(outcome.wall_s, 2),
     }
+
+
+def counter_means(counters: Sequence[Any]) -> dict[str, float]:
+    """Mean of each hardware counter the edge processor reported, over the requests it answered."""
+    keys = sorted({key for counter in counters for key in counter})
+    return {key: round(statistics.fmean(float(c[key]) for c in counters if key in c), 3) for key in keys}
 
 
 def dead_cloud_added_latency(dead: Outcome, baseline: Outcome) -> dict[str, Any]:
@@ -421,11 +465,16 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- {row['scenario']}: {_counts(row['attempts'])}; ignored replies {row['ignored_replies']}"
         )
+    edge_rows = [row for row in report["scenarios"] if row["edge_counters_per_request"]]
+    if edge_rows:
+        lines += ["", "Edge processor counters, mean per request it answered:", ""]
+        for row in edge_rows:
+            lines.append(f"- {row['scenario']}: {_counts(row['edge_counters_per_request'])}")
     lines.append("")
     return "\n".join(lines)
 
 
-def _counts(counts: dict[str, int]) -> str:
+def _counts(counts: dict[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in counts.items()) or "-"
 
 
@@ -477,7 +526,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         mqtt_config = MqttConfig(
             enabled=True, host=host, port=port, reconnect_min_s=0.05, reconnect_max_s=0.5, keepalive_s=10
         )
-        edge_note = stack.enter_context(edge_service(mqtt_config, args.edge))
+        edge_note = stack.enter_context(edge_service(mqtt_config, args.edge, workdir / "edge.log"))
         remote = "cloud" if edge_note else "auto"
         for scenario in scenarios(args.count, args.fault_count, args.slow_count, remote):
             print(
@@ -526,6 +575,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow-count", type=int, default=40, help="utterances with +500 ms cloud latency")
     parser.add_argument(
         "--edge", choices=("auto", "off"), default="auto", help="run the edge service if present"
+    )
+    parser.add_argument(
+        "--broker-nodelay",
+        choices=("on", "off"),
+        default="on",
+        help="mosquitto's set_tcp_nodelay (default off)",
     )
     args = parser.parse_args(argv)
     from assistant.logging import configure_logging
