@@ -37,20 +37,35 @@ def rule(intent: str, *templates: str, weight: float = 1.0, kinds: frozenset[str
 # Shared pieces of sentences.
 _LIGHTS = "(lights | light | lamps)"
 _ALL_LIGHTS = f"[all] the {_LIGHTS}"
-_DEVICE = "({name} [in the {area}] | {area} {name})"
+_DEVICE = "the ({name} [in the {area}] | {area} {name})"
 _AREA_LIGHTS = f"({_ALL_LIGHTS} in the {{area}} | [all] the {{area}} {_LIGHTS})"
-_LIGHT_TARGET = f"({_DEVICE} | {_AREA_LIGHTS})"
 _COVERS = "(blinds | curtains | shades | shutters)"
 _WHATS = "(what's | what is)"
 _I_WANT = "(i want | i'd like | i would like | i need)"
 _TIMER = "(timer | countdown)"
 _DAY = "[{day}]"
 
+
+def _brightness_templates(target: str) -> tuple[str, ...]:
+    """The ways to set the brightness of ``target`` (a device, or the lights of an area)."""
+    return (
+        f"(set | dim | brighten | change | adjust | make | lower | raise) {target} to {{brightness}}",
+        f"(turn | bring | dim) {target} (up | down) to {{brightness}}",
+        f"make {target} {{brightness}}",
+        f"(put | have) {target} (at | on) {{brightness}}",
+        f"[set] {target} brightness [to] {{brightness}}",
+        f"(set | change | turn | put) the brightness (of | in | for) {target} to {{brightness}}",
+        f"{target} to {{brightness}}",
+        f"{_I_WANT} {target} at {{brightness}}",
+        f"can {target} be at {{brightness}}",
+    )
+
+
 RULES: tuple[Rule, ...] = (
     # ------------------------------------------------------------------ lights and switches
     rule(
         "HassTurnOn",
-        "(turn | switch | power | put | flip) on the " + _DEVICE,
+        "(turn | switch | power | put | flip) on " + _DEVICE,
         "(turn | switch | put | flip | get) the {name} [in the {area}] on",
         "{name} on [in the {area}]",
         "(activate | enable | fire up) the {name}",
@@ -68,13 +83,14 @@ RULES: tuple[Rule, ...] = (
         f"{_LIGHTS} on in the {{area}}",
         f"{{area}} {_LIGHTS} on",
         "light up the {area}",
-        "it's too dark in the {area}",
-        "(turn | switch) on the {area}",
+        "it's too dark in (the {area} | here)",
         weight=0.97,
     ),
+    # "turn on the kitchen": the area's lights; weaker than a device, even one nobody configured.
+    rule("HassTurnOn", "(turn | switch) on the {area}", weight=0.9),
     rule(
         "HassTurnOff",
-        "(turn | switch | power | shut | cut) off the " + _DEVICE,
+        "(turn | switch | power | shut | cut) off " + _DEVICE,
         "(turn | switch | shut | power | cut) the {name} [in the {area}] off",
         "{name} off [in the {area}]",
         "(kill | cut | deactivate | disable) the {name}",
@@ -93,22 +109,15 @@ RULES: tuple[Rule, ...] = (
         f"{_LIGHTS} off in the {{area}}",
         f"{{area}} {_LIGHTS} off",
         f"nobody's in the {{area}} [{_LIGHTS}] off",
-        "(turn | switch) off the {area}",
         weight=0.97,
     ),
+    rule("HassTurnOff", "(turn | switch) off the {area}", weight=0.9),
+    rule("HassLightSet", *_brightness_templates(_DEVICE), kinds=frozenset({"light"})),
     rule(
         "HassLightSet",
-        f"(set | dim | brighten | change | adjust | make | lower | raise) {_LIGHT_TARGET} to {{brightness}}",
-        f"(turn | bring | dim) {_LIGHT_TARGET} (up | down) to {{brightness}}",
-        f"make {_LIGHT_TARGET} {{brightness}}",
-        f"(put | have) {_LIGHT_TARGET} (at | on) {{brightness}}",
-        "[set] [the] {name} brightness [to] {brightness}",
-        "(set | change | turn | put) the brightness (of | in | for)"
-        f" ({_LIGHT_TARGET} | the {{area}}) to {{brightness}}",
-        f"{_LIGHT_TARGET} to {{brightness}}",
-        _I_WANT + f" {_LIGHT_TARGET} at {{brightness}}",
-        f"can {_LIGHT_TARGET} be at {{brightness}}",
-        kinds=frozenset({"light"}),
+        *_brightness_templates(_AREA_LIGHTS),
+        "(set | change | turn | put) the brightness (in | for) the {area} to {brightness}",
+        weight=0.97,
     ),
     rule(
         "HassFanSetSpeed",
@@ -356,7 +365,7 @@ RULES: tuple[Rule, ...] = (
     ),
     rule("HassShoppingListAddItem", "add {item}", weight=0.8),
     # "turn on bbc radio one": weaker than a device nobody configured ("turn on the blender").
-    rule("PlayMusic", "turn on {query}", weight=0.5),
+    rule("PlayMusic", "turn on {query}", weight=0.3),
     rule(
         "AddTodo",
         "(add | put) {item} (to | on) (my | the) (to do list | tasks | to dos | to do)",
@@ -466,7 +475,7 @@ RULES: tuple[Rule, ...] = (
     rule("HassCloseCover", f"close (all the {_COVERS} [in the {{area}}] | the {_COVERS} in the {{area}})"),
     rule(
         "HassOpenCover",
-        "(open | raise | lift | roll up | open up) the " + _DEVICE,
+        "(open | raise | lift | roll up | open up) " + _DEVICE,
         "pull the {name} up",
         "{name} up",
         "let some light into the {area}",
@@ -474,7 +483,7 @@ RULES: tuple[Rule, ...] = (
     ),
     rule(
         "HassCloseCover",
-        "(close | lower | shut | draw | pull down | roll down) the " + _DEVICE,
+        "(close | lower | shut | draw | pull down | roll down) " + _DEVICE,
         "{name} down",
         "the sun is too bright in the {area}",
         kinds=frozenset({"cover"}),

@@ -151,7 +151,7 @@ def _kind_factor(rule: Rule, reading: TemplateMatch) -> float:
 
 @dataclass(frozen=True)
 class _Scored:
-    key: tuple[float, int, int]
+    key: tuple[float, int, int, int]
     parse: IntentParse
 
 
@@ -173,7 +173,9 @@ def _score(rule: Rule, rule_index: int, reading: TemplateMatch) -> _Scored:
     ]
     complete = all(s.value.resolved for s in reading.slots)
     parse = IntentParse(rule.intent, slots, round(score, 4), complete)
-    return _Scored((parse.score, reading.literal_words + typed_words, -rule_index), parse)
+    # Ties: more words explained by literals and typed slots, then by literals ("the" outside a name).
+    specific = reading.literal_words + typed_words
+    return _Scored((parse.score, specific, reading.literal_words, -rule_index), parse)
 
 
 def parse(text: str, vocab: UserVocabulary) -> IntentParse | None:
@@ -200,10 +202,13 @@ def is_complete_intent(text: str, vocab: UserVocabulary) -> bool:
     """True when ``text`` already reads as a whole command: it parses, every name in it is one the user
     configured, and it does not end in a word that promises more ("turn on the", "remind me to")."""
     words = strip_fillers(text.split())
-    if not words or words[-1] in _DANGLING:
-        return False
     parsed = parse(" ".join(words), vocab)
-    return parsed is not None and parsed.complete
+    if parsed is None or not parsed.complete:
+        return False
+    # A slot that ends the sentence on a function word is cut off ("play the", "text mom i'm on my");
+    # a literal may end on one ("turn the tv on").
+    ends_in_slot = any(" ".join(words).endswith(s.raw_value) for s in parsed.slots)
+    return not (ends_in_slot and words[-1] in _DANGLING)
 
 
 def posteriors(log_scores: Sequence[float]) -> list[float]:

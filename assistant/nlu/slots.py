@@ -29,8 +29,10 @@ Words = tuple[str, ...]
 
 #: Confidence of free text (a message, a song): anything fits, so a typed reading of the same words wins.
 FREE_TEXT_CONFIDENCE = 0.9
-#: Confidence of a name that is not in the user's vocabulary (minus a little per extra word).
+#: Confidence of a name that is not in the user's vocabulary (minus a little per extra word); lower
+#: when the user did configure names of that sort, as an unknown one is then more likely a misreading.
 UNKNOWN_NAME_CONFIDENCE = 0.5
+UNKNOWN_NAME_CONFIDENCE_CONFIGURED = 0.35
 _UNKNOWN_NAME_MAX_WORDS = 4
 
 
@@ -45,6 +47,7 @@ _NOT_NAME_WORDS = _word_set(
     to for in on at of and or with from by up down off about into onto please now all some any
     is are was be been am do does did can could would will should what who how when where why which
     there here not no yes so just very too also again
+    turn switch set put make play call text open close lock unlock start stop dim get send tell
     """
 )
 _DETERMINERS = frozenset({"the", "a", "an", "my", "our", "this", "that"})
@@ -162,14 +165,16 @@ def _named(
     index: Callable[[UserVocabulary], NameIndex],
 ) -> Callable[[Words, UserVocabulary], SlotValue | None]:
     def resolve_name(words: Words, vocab: UserVocabulary) -> SlotValue | None:
-        match = index(vocab).match(words)
+        names = index(vocab)
+        match = names.match(words)
         if match is not None:
             return SlotValue(match.value, match.score, True, match.kind)
         if words[0] in _DETERMINERS and len(words) > 1:
             words = words[1:]
         if len(words) > _UNKNOWN_NAME_MAX_WORDS or any(w in _NOT_NAME_WORDS for w in words):
             return None
-        return SlotValue(" ".join(words), UNKNOWN_NAME_CONFIDENCE - 0.05 * (len(words) - 1), False)
+        confidence = UNKNOWN_NAME_CONFIDENCE_CONFIGURED if names else UNKNOWN_NAME_CONFIDENCE
+        return SlotValue(" ".join(words), confidence - 0.05 * (len(words) - 1), False)
 
     return resolve_name
 

@@ -29,6 +29,9 @@ from assistant.textnorm import to_spoken
 #: spelling that sounds the same ("lite"/"light"), but not a different short word ("kitten"/"kitchen").
 MATCH_THRESHOLD = 0.75
 
+#: Score of a contact found by first name only (below an exact full name, above most fuzzy matches).
+FIRST_NAME_SCORE = 0.9
+
 # Words in front of a name that are not part of it ("turn on the lamp", "call my Mom" keeps "my"
 # only when a configured name has it).
 _DETERMINERS = frozenset({"the", "a", "an", "my", "our", "this", "that"})
@@ -143,22 +146,38 @@ class NameMatch:
 
 
 class NameIndex:
-    """One list of names (devices, areas or contacts) with fuzzy lookup of heard word spans."""
+    """One list of names (devices, areas or contacts) with fuzzy lookup of heard word spans.
 
-    def __init__(self, names: Iterable[str | Name] = ()) -> None:
+    With ``first_names`` (contacts), a multi-word name is also found by its first word alone, at
+    :data:`FIRST_NAME_SCORE`, when no other name starts with that word ("call Siobhan" → Siobhan Kelly).
+    """
+
+    def __init__(self, names: Iterable[str | Name] = (), *, first_names: bool = False) -> None:
         self.names: tuple[Name, ...] = tuple(n if isinstance(n, Name) else Name(n) for n in names)
-        self._exact: dict[str, Name] = {}
-        self._forms: list[tuple[str, str, Name]] = []  # (joined spoken form, its phonetic key, entry)
+        self._exact: dict[str, tuple[Name, float]] = {}
+        # (joined spoken form, its phonetic key, entry, score of an exact hit on this form)
+        self._forms: list[tuple[str, str, Name, float]] = []
         self.max_words = 0
+        forms: list[tuple[list[str], Name, float]] = []
         for entry in self.names:
-            for form in (entry.name, *entry.aliases):
-                spoken = to_spoken(form).split()
-                joined = _joined(spoken)
-                if not joined:
-                    continue
-                self.max_words = max(self.max_words, len(spoken))
-                self._exact.setdefault(joined, entry)
-                self._forms.append((joined, phonetic_key(joined), entry))
+            forms.extend((to_spoken(form).split(), entry, 1.0) for form in (entry.name, *entry.aliases))
+        if first_names:
+            by_first: dict[str, list[Name]] = {}
+            for spoken, entry, _ in forms:
+                if len(spoken) > 1:
+                    by_first.setdefault(spoken[0], []).append(entry)
+            full = {_joined(spoken) for spoken, _, _ in forms}
+            for first, entries in by_first.items():
+                if len(set(entries)) == 1 and first not in full:
+                    forms.append(([first], entries[0], FIRST_NAME_SCORE))
+        for spoken, entry, score in forms:
+            joined = _joined(spoken)
+            if not joined:
+                continue
+            self.max_words = max(self.max_words, len(spoken))
+            if joined not in self._exact or self._exact[joined][1] < score:
+                self._exact[joined] = (entry, score)
+            self._forms.append((joined, phonetic_key(joined), entry, score))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -189,17 +208,19 @@ class NameIndex:
     def _best(self, heard: str, penalty: float) -> NameMatch | None:
         exact = self._exact.get(heard)
         if exact is not None:
-            return NameMatch(exact.name, round(penalty, 2), exact.kind)
+            entry, score = exact
+            return NameMatch(entry.name, round(score * penalty, 2), entry.kind)
         best_score, best = 0.0, None
         heard_key = phonetic_key(heard)
-        for form, key, entry in self._forms:
+        for form, key, entry, form_score in self._forms:
+            weight = penalty * form_score
             # Lengths bound both edit distances from below: skip what cannot beat the best so far.
             letters_bound = 1.0 - abs(len(form) - len(heard)) / max(len(form), len(heard))
             sound_bound = 1.0 - abs(len(key) - len(heard_key)) / max(len(key), len(heard_key), 1)
-            floor = max(best_score, MATCH_THRESHOLD) / penalty
+            floor = max(best_score, MATCH_THRESHOLD) / weight
             if (letters_bound + sound_bound) / 2 < floor:
                 continue
-            score = similarity(heard, form, floor=floor) * penalty
+            score = similarity(heard, form, floor=floor) * weight
             if score > best_score:
                 best_score, best = score, entry
         if best is None or best_score < MATCH_THRESHOLD:
@@ -240,4 +261,4 @@ class UserVocabulary:
     ) -> None:
         object.__setattr__(self, "devices", NameIndex(devices))
         object.__setattr__(self, "areas", NameIndex(areas))
-        object.__setattr__(self, "contacts", NameIndex(contacts))
+        object.__setattr__(self, "contacts", NameIndex(contacts, first_names=True))
