@@ -30,13 +30,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from firmware_sim import fixedpoint as fx
 from firmware_sim.cost import CostModel, Counters
-from firmware_sim.image import ParsedImage, parse_image, serialize, stored_positions
+from firmware_sim.image import ParsedImage, load_image, parse_image, serialize, stored_positions
 from firmware_sim.network import (
     GATES,
     Array,
@@ -208,6 +209,7 @@ class Executor:
 
     def __init__(self, image: ParsedImage, cost: CostModel | None = None) -> None:
         self.cost = cost if cost is not None else CostModel()
+        self.image = image
         self.network = network = image.network
         if not network.is_quantized:
             raise ExecutionError(
@@ -239,6 +241,11 @@ class Executor:
     def from_network(cls, network: Network, cost: CostModel | None = None) -> Executor:
         """Compile ``network`` to an image in memory and load that (what the chip would see)."""
         return cls(parse_image(serialize(network)), cost)
+
+    @classmethod
+    def from_path(cls, path: Path, cost: CostModel | None = None) -> Executor:
+        """Load an image file (``OSError`` if unreadable, ``ImageError`` if invalid)."""
+        return cls(load_image(path), cost)
 
     def _load_tensor(self, index: int, start: int, image: ParsedImage, meter: _Meter) -> Array:
         """Scatter the stored values into a zeroed SRAM region: the zeros come back by themselves."""

@@ -463,3 +463,44 @@ def load_image(path: Path) -> ParsedImage:
 
 def read_image(path: Path) -> Network:
     return load_image(path).network
+
+
+@dataclass(frozen=True)
+class TensorSummary:
+    """One row of ``inspect``: how a tensor is stored and what that saves."""
+
+    index: int
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    numel: int
+    zeros: int
+    encoding: str
+    stored_bytes: int  # packed values + index
+    dense_bytes: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+def summarize(image: ParsedImage) -> list[TensorSummary]:
+    """Storage of every constant tensor, in tensor order."""
+    rows = []
+    for index, encoded in sorted(image.encoded.items()):
+        tensor = image.network.tensors[index]
+        assert tensor.data is not None
+        rows.append(
+            TensorSummary(
+                index,
+                tensor.name,
+                tensor.dtype.name,
+                tensor.shape,
+                encoded.numel,
+                encoded.numel - int(np.count_nonzero(tensor.data)),
+                encoded.encoding.name,
+                encoded.data_bytes,
+                encoded.dense_bytes,
+            )
+        )
+    return rows

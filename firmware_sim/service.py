@@ -1,0 +1,262 @@
+"""The edge processor as an MQTT service: requests in, outputs and hardware counters out.
+
+Wire format (JSON, QoS 1). Request on ``<prefix>/<site>/edge/request``::
+
+    {"request_id": "r-17", "inputs": {"ids": [[4, 9, 2]]}}
+
+``inputs`` maps every graph input name to a nested list: integer ids for an id input, real values
+for an int8 input (quantized with the image's scale). Reply on
+``<prefix>/<site>/edge/response/<request_id>``::
+
+    {"request_id": "r-17", "ok": true, "outputs": {"logits": [[...]]}, "counters": {...},
+     "simulated_s": 1.2e-05,
+     "image": {"name": ..., "checksum": ..., "size_bytes": ..., "dense_size_bytes": ...}}
+
+``outputs`` are dequantized to real values; ``counters`` are ``cost.Counters.to_dict()`` of this
+request (MACs issued/skipped, cycles, DRAM/SRAM bytes, energy), ``simulated_s`` the cycles at the
+modelled clock. Anything wrong with a request (bad JSON, unknown input, wrong shape, an id out of
+range, too big for SRAM) gets ``{"request_id": ..., "ok": false, "error": "..."}``; a request
+without a usable ``request_id`` is answered on ``.../edge/response/invalid``. The service never
+dies on a request.
+
+``handle_request`` is the pure core (bytes in, topic and bytes out); ``EdgeService`` is the thin
+paho-mqtt shell around it. The NLU front (words of a lattice → ids) will sit in front of it.
+
+>>> from firmware_sim.network import DType, Layer, Network, Op, Quant, Tensor
+>>> x = Tensor("x", (1, 2), DType.INT8, quant=Quant.per_tensor(0.5))
+>>> w = Tensor("w", (1, 2), DType.INT8, np.array([[1, 1]], np.int8), Quant.per_tensor(1.0))
+>>> y = Tensor("y", (1, 1), DType.INT8, quant=Quant.per_tensor(0.5))
+>>> machine = Executor.from_network(Network((x, w, y), (Layer(Op.LINEAR, (0, 1, -1), (2,)),), (0,), (2,)))
+>>> request = b'{"request_id": "a", "inputs": {"x": [[1.0, 0.5]]}}'
+>>> topic, body = handle_request(machine, "assistant/kitchen/edge/request", request)
+>>> topic, json.loads(body)["outputs"]
+('assistant/kitchen/edge/response/a', {'y': [[1.5]]})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from firmware_sim.cost import CostModel
+from firmware_sim.executor import Executor
+from firmware_sim.image import ParsedImage
+from firmware_sim.network import DType, ExecutionError, NetworkError
+from firmware_sim.quantize import dequantize_outputs, quantize_inputs
+
+MAX_PAYLOAD_BYTES = 1 << 20
+INVALID_REQUEST_ID = "invalid"
+_TOPIC_FORBIDDEN = set("/+#\0")
+
+
+class RequestError(ValueError):
+    """A request the service cannot run; the message goes back in the error reply."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Where the service listens. Every field has an env var: ``FIRMWARE_SIM_<FIELD>`` (upper case)."""
+
+    image: Path = Path("models/nlu/edge.img")  # the compiled network it serves
+    host: str = "localhost"
+    port: int = 1883
+    prefix: str = "assistant"  # topics are <prefix>/<site>/edge/...
+    client_id: str = "firmware-sim"  # fixed, so the broker keeps the session across restarts
+    qos: int = 1
+    cost: CostModel = field(default_factory=CostModel)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        try:
+            return cls(
+                image=Path(env.get("FIRMWARE_SIM_IMAGE", str(defaults.image))),
+                host=env.get("FIRMWARE_SIM_HOST", defaults.host),
+                port=int(env.get("FIRMWARE_SIM_PORT", defaults.port)),
+                prefix=env.get("FIRMWARE_SIM_PREFIX", defaults.prefix),
+                client_id=env.get("FIRMWARE_SIM_CLIENT_ID", defaults.client_id),
+                qos=int(env.get("FIRMWARE_SIM_QOS", defaults.qos)),
+            )
+        except ValueError as error:
+            raise ValueError(f"bad FIRMWARE_SIM_* environment value: {error}") from error
+
+    def request_topic(self) -> str:
+        return f"{self.prefix}/+/edge/request"
+
+
+def response_topic(request_topic: str, request_id: str) -> str:
+    """``<prefix>/<site>/edge/request`` → ``<prefix>/<site>/edge/response/<request_id>``."""
+    base = request_topic.rsplit("/", 1)[0]
+    return f"{base}/response/{request_id}"
+
+
+def _request_id(message: Any) -> str | None:
+    if not isinstance(message, dict):
+        return None
+    value = message.get("request_id")
+    if not isinstance(value, str) or not value or len(value) > 128 or set(value) & _TOPIC_FORBIDDEN:
+        return None
+    return value
+
+
+def parse_request(executor: Executor, payload: bytes) -> tuple[str, dict[str, np.ndarray[Any, Any]]]:
+    """The request id and the integer inputs of a request; ``RequestError`` says what is wrong."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise RequestError(f"request of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES} byte limit")
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RequestError(f"request is not JSON: {error}") from None
+    request_id = _request_id(message)
+    if request_id is None:
+        raise RequestError(
+            "request needs a 'request_id': a non-empty string without / + # (at most 128 chars)"
+        )
+    inputs = message.get("inputs")
+    network = executor.network
+    if not isinstance(inputs, dict):
+        raise RequestError(f"request needs 'inputs': an object with {network.input_names()}")
+    unknown = sorted(set(inputs) - set(network.input_names()))
+    if unknown:
+        raise RequestError(f"unknown inputs {unknown}; the network takes {network.input_names()}")
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for index in network.inputs:
+        tensor = network.tensors[index]
+        if tensor.name not in inputs:
+            raise RequestError(f"missing input {tensor.name!r}")
+        try:
+            array = np.asarray(
+                inputs[tensor.name], dtype=np.int64 if tensor.dtype == DType.INT32 else np.float64
+            )
+        except (TypeError, ValueError, OverflowError):
+            kind = "integers" if tensor.dtype == DType.INT32 else "numbers"
+            raise RequestError(f"input {tensor.name!r} must be a (nested) list of {kind}") from None
+        if tensor.dtype == DType.INT32 and not np.array_equal(
+            array, np.asarray(inputs[tensor.name], np.float64)
+        ):
+            raise RequestError(f"input {tensor.name!r} takes integer ids")
+        if not np.all(np.isfinite(array)):
+            raise RequestError(f"input {tensor.name!r} holds a non-finite value")
+        arrays[tensor.name] = array
+    try:
+        return request_id, quantize_inputs(network, arrays)
+    except NetworkError as error:
+        raise RequestError(str(error)) from None
+
+
+def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str, bytes]:
+    """Answer one request: the reply topic and JSON body. Never raises."""
+    try:
+        request_id = _request_id(json.loads(payload))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        request_id = None
+    reply_topic = response_topic(topic, request_id or INVALID_REQUEST_ID)
+    try:
+        request_id, inputs = parse_request(executor, payload)
+        result = executor.run(inputs)
+        outputs = dequantize_outputs(executor.network, result.outputs)
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "ok": True,
+            "outputs": {name: value.tolist() for name, value in outputs.items()},
+            "counters": result.counters.to_dict(),
+            "simulated_s": executor.cost.seconds(result.counters),
+            "image": image_info(executor.image),
+        }
+    except (RequestError, ExecutionError) as error:
+        body = {"request_id": request_id, "ok": False, "error": str(error)}
+    except Exception as error:
+        body = {
+            "request_id": request_id,
+            "ok": False,
+            "error": f"internal error: {type(error).__name__}: {error}",
+        }
+    return reply_topic, json.dumps(body).encode()
+
+
+def image_info(image: ParsedImage) -> dict[str, Any]:
+    return {
+        "name": image.network.name,
+        "checksum": f"{image.checksum:#010x}",
+        "size_bytes": image.size_bytes,
+        "dense_size_bytes": image.dense_size_bytes,
+    }
+
+
+class EdgeService:
+    """paho-mqtt around ``handle_request``: subscribes on every (re)connect, replies with QoS 1."""
+
+    def __init__(self, config: ServiceConfig, executor: Executor) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.config = config
+        self.executor = executor
+        self.connected = threading.Event()
+        self.handled = 0
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            return
+        client.subscribe(self.config.request_topic(), qos=self.config.qos)
+        self.connected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        topic, body = handle_request(self.executor, message.topic, message.payload)
+        client.publish(topic, body, qos=self.config.qos)
+        self.handled += 1
+
+    def start(self) -> None:
+        """Connect in the background (paho retries until the broker is there)."""
+        self.client.connect_async(self.config.host, self.config.port, keepalive=30)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self.connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def serve(config: ServiceConfig, stop: threading.Event, executor: Executor | None = None) -> None:
+    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
+    machine = executor or Executor.from_path(config.image, config.cost)
+    service = EdgeService(config, machine)
+    service.start()
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+
+
+__all__ = [
+    "EdgeService",
+    "RequestError",
+    "ServiceConfig",
+    "handle_request",
+    "parse_request",
+    "response_topic",
+    "serve",
+]
