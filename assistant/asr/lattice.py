@@ -146,7 +146,9 @@ class Lattice:
                     order.append(key)
                 target, acoustic, context = edges[key]
                 node, path_score = target, path_score + acoustic + context
-            finals[node] = _log_add(finals.get(node, NEG_INF), entry.score - path_score)
+            # The residual; an impossible hypothesis (score -inf) stays impossible, never NaN.
+            residual = entry.score - path_score if math.isfinite(path_score) else NEG_INF
+            finals[node] = _log_add(finals.get(node, NEG_INF), NEG_INF if math.isnan(residual) else residual)
         raw = [
             (source, edges[(source, word, start, end)], word, start, end)
             for source, word, start, end in order
@@ -362,7 +364,7 @@ def _with_posteriors(
     out = []
     for arc in arcs:
         mass = alpha[arc.source] + arc.score + beta[arc.target] - total
-        posterior = math.exp(mass) if total != NEG_INF and mass != NEG_INF else 0.0
+        posterior = math.exp(mass) if math.isfinite(total) and not math.isnan(mass) else 0.0
         out.append(
             LatticeArc(
                 arc.source, arc.target, arc.word, arc.start, arc.end, arc.acoustic, arc.context, posterior

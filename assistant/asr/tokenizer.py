@@ -161,6 +161,7 @@ class Tokenizer:
         """Up to ``count`` distinct token sequences that spell ``phrase``, the usual one first.
 
         The phrase is written text ("Kitchen Light 2"); it is put in spoken form first.
+        Segmentations with pieces the model never writes (``<unk>``) are left out.
 
         A recognizer may write a rare name in pieces other than the tokenizer's favourite, so
         biasing adds several. Unigram models give their n-best segmentations; BPE models cannot,
@@ -168,9 +169,7 @@ class Tokenizer:
         """
         text = to_spoken(phrase)
         canonical = self.encode(text)
-        if not canonical:
-            return []
-        found: list[list[int]] = [canonical]
+        found: list[list[int]] = []
         try:
             candidates = [[int(i) for i in seq] for seq in self._sp.nbest_encode_as_ids(text, count)]
         except RuntimeError:
@@ -179,9 +178,10 @@ class Tokenizer:
                 [int(i) for i in self._sp.encode(text, enable_sampling=True, alpha=0.3)]
                 for _ in range(count * 4)
             ]
-        for candidate in candidates:
+        for candidate in [canonical, *candidates]:
             if len(found) >= count:
                 break
+            # A piece the model cannot write (<unk>) would make the phrase unmatchable.
             if candidate and candidate not in found and not self._silent[candidate].any():
                 found.append(candidate)
         return found
