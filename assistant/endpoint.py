@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from assistant.config import EndpointConfig
+
 EndpointKind = Literal["speculative", "resumed", "final"]
 EndpointReason = Literal["trailing_silence", "complete_intent", "max_length", "no_speech", "speech_resumed"]
 
@@ -61,7 +63,7 @@ class EndpointerConfig:
     """
 
     speculative_trailing_ms: int = 400
-    """Trailing silence after which the speculative end-point fires."""
+    """Trailing silence after which the speculative end-point fires; 0 turns speculation off."""
     final_trailing_ms: int = 600
     """Trailing silence after which the utterance is final; must exceed the speculative one."""
     complete_intent_trailing_ms: int = 150
@@ -78,18 +80,37 @@ class EndpointerConfig:
             raise ValueError(f"frame_ms must be positive, got {self.frame_ms}")
         if self.final_trailing_ms <= 0:
             raise ValueError(f"final_trailing_ms must be positive, got {self.final_trailing_ms}")
-        if not 0 < self.speculative_trailing_ms < self.final_trailing_ms:
+        if not 0 <= self.speculative_trailing_ms < self.final_trailing_ms:
             raise ValueError(
-                "speculative_trailing_ms must be positive and below final_trailing_ms "
+                "speculative_trailing_ms must be 0 (off) or below final_trailing_ms "
                 f"(got {self.speculative_trailing_ms} and {self.final_trailing_ms})"
             )
-        if not 0 < self.complete_intent_trailing_ms <= self.speculative_trailing_ms:
+        if (
+            self.speculative_enabled
+            and not 0 < self.complete_intent_trailing_ms <= self.speculative_trailing_ms
+        ):
             raise ValueError(
                 "complete_intent_trailing_ms must be positive and at most speculative_trailing_ms "
                 f"(got {self.complete_intent_trailing_ms} and {self.speculative_trailing_ms})"
             )
         if self.max_utterance_ms <= 0 or self.no_speech_timeout_ms <= 0:
             raise ValueError("max_utterance_ms and no_speech_timeout_ms must be positive")
+
+    @classmethod
+    def from_config(cls, config: EndpointConfig) -> EndpointerConfig:
+        """From the daemon's ``[endpoint]`` section (which has no complete-intent threshold yet:
+        the default is used, capped at the speculative one)."""
+        return cls(
+            speculative_trailing_ms=config.speculative_trailing_ms,
+            final_trailing_ms=config.final_trailing_ms,
+            complete_intent_trailing_ms=min(cls.complete_intent_trailing_ms, config.speculative_trailing_ms),
+            max_utterance_ms=round(config.max_utterance_s * 1000),
+            no_speech_timeout_ms=round(config.no_speech_timeout_s * 1000),
+        )
+
+    @property
+    def speculative_enabled(self) -> bool:
+        return self.speculative_trailing_ms > 0
 
     def frames(self, ms: int) -> int:
         """Milliseconds → whole frames, at least one."""
@@ -168,7 +189,7 @@ class Endpointer:
                 fire("final", "no_speech")
         elif trailing >= self._final_frames:
             fire("final", "trailing_silence")
-        elif not self._speculated:
+        elif self.config.speculative_enabled and not self._speculated:
             if inp.hypothesis_is_complete_intent and trailing >= self._complete_intent_frames:
                 self._speculated = True
                 fire("speculative", "complete_intent")

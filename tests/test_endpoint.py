@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from assistant.config import EndpointConfig
 from assistant.endpoint import EndpointDecision, Endpointer, EndpointerConfig, EndpointInput
 
 CONFIG = EndpointerConfig()  # the defaults: speculative 400 ms, complete intent 150 ms, final 600 ms
@@ -167,6 +168,15 @@ def test_at_most_one_speculative_per_segment() -> None:
     assert [d.kind for d in decisions] == ["speculative"]
 
 
+def test_speculation_off_gives_only_the_final_end_point() -> None:
+    config = EndpointerConfig(speculative_trailing_ms=0, complete_intent_trailing_ms=0)
+    decisions = run(frames(speech(500) + silence(1000), complete_from=10), Endpointer(config))
+    assert summary(decisions) == [("final", "trailing_silence", 50 + 60)]
+    assert (
+        EndpointerConfig.from_config(EndpointConfig(speculative_trailing_ms=0)).speculative_enabled is False
+    )
+
+
 def test_frame_ms_scales_thresholds() -> None:
     config = EndpointerConfig(frame_ms=20)
     vad = [True] * 20 + [False] * 40
@@ -181,7 +191,7 @@ def test_frame_ms_scales_thresholds() -> None:
     "kwargs",
     [
         {"speculative_trailing_ms": 600, "final_trailing_ms": 600},
-        {"speculative_trailing_ms": 0},
+        {"speculative_trailing_ms": -1},
         {"complete_intent_trailing_ms": 500, "speculative_trailing_ms": 400},
         {"complete_intent_trailing_ms": 0},
         {"final_trailing_ms": 0},
@@ -193,3 +203,15 @@ def test_frame_ms_scales_thresholds() -> None:
 def test_inconsistent_config_is_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         EndpointerConfig(**kwargs)
+
+
+def test_config_from_the_daemon_endpoint_section() -> None:
+    section = EndpointConfig(
+        speculative_trailing_ms=300, final_trailing_ms=700, max_utterance_s=8.0, no_speech_timeout_s=3.0
+    )
+    config = EndpointerConfig.from_config(section)
+    assert (config.speculative_trailing_ms, config.final_trailing_ms) == (300, 700)
+    assert (config.max_utterance_ms, config.no_speech_timeout_ms) == (8000, 3000)
+    assert config.complete_intent_trailing_ms <= config.speculative_trailing_ms
+    short = EndpointerConfig.from_config(EndpointConfig(speculative_trailing_ms=100, final_trailing_ms=200))
+    assert short.complete_intent_trailing_ms == 100
