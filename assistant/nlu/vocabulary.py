@@ -29,6 +29,8 @@ from assistant.textnorm import to_spoken
 #: spelling that sounds the same ("lite"/"light"), but not a different short word ("kitten"/"kitchen").
 MATCH_THRESHOLD = 0.75
 
+_CACHE_SIZE = 4096
+
 #: Score of a contact found by first name only (below an exact full name, above most fuzzy matches).
 FIRST_NAME_SCORE = 0.9
 
@@ -158,6 +160,7 @@ class NameIndex:
         # (joined spoken form, its phonetic key, entry, score of an exact hit on this form)
         self._forms: list[tuple[str, str, Name, float]] = []
         self.max_words = 0
+        self._cache: dict[tuple[str, ...], NameMatch | None] = {}
         forms: list[tuple[list[str], Name, float]] = []
         for entry in self.names:
             forms.extend((to_spoken(form).split(), entry, 1.0) for form in (entry.name, *entry.aliases))
@@ -187,9 +190,13 @@ class NameIndex:
 
     def match(self, words: Sequence[str]) -> NameMatch | None:
         """The configured name closest to ``words`` (a leading determiner is optional), or None."""
-        return self._match(tuple(words))
+        key = tuple(words)
+        if key not in self._cache:
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()  # the same spans recur within an utterance and its N-best
+            self._cache[key] = self._match(key)
+        return self._cache[key]
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - the index is immutable and few are alive
     def _match(self, words: tuple[str, ...]) -> NameMatch | None:
         # Heard names split into more words than written ("t v", "o shaughnessy"), never many more.
         if not words or len(words) > 2 * self.max_words + 1:
