@@ -1,0 +1,520 @@
+"""Train the streaming RNN-T on a corpus, resuming from ``<out>/last.pt`` whenever it exists.
+
+    python -m models.rnnt.train --corpus data/corpus --max-minutes 120
+
+Every knob is a field of :class:`TrainConfig`; the flags below set the common ones and
+``--set field=value`` any other. The run stops when the *total* training time (kept in the
+checkpoint across resumes) reaches ``max_minutes``, which is also the horizon of the cosine
+learning-rate schedule, so an interrupted run restarted with the same command ends where it would have.
+
+What ``<out>/`` holds: ``last.pt`` (model, optimizer, step, clock, RNG, data position,
+curriculum phase, tokenizer, normaliser: everything to resume or export), ``best.pt`` (lowest dev
+WER so far), ``tokenizer.model``, ``normalizer.json`` and ``log.jsonl`` (one JSON object per line:
+``{"event": "train", ...}`` every ``log_every`` steps, ``{"event": "dev", ...}`` at each dev check).
+
+Curriculum (TRAINING_NOTES: heavy augmentation from step 0 sat on a plateau): phase ``clean`` trains
+on clean-ish clips without SpecAugment until the running loss per token drops below
+``curriculum_switch_loss`` (or ``curriculum_max_steps`` pass), then phase ``full`` uses every clip and
+SpecAugment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from assistant.frontend import FeatureConfig
+from models.rnnt.data import (
+    FeatureStore,
+    SpecAugmentConfig,
+    SplitData,
+    bucket_batches,
+    cache_dir_for,
+    is_clean_ish,
+    load_stats,
+    normalizer_stats,
+    read_manifest,
+    save_stats,
+    spec_augment,
+)
+from models.rnnt.loss import rnnt_loss
+from models.rnnt.model import (
+    CONFIGS,
+    RnntConfig,
+    RnntModel,
+    TransducerOutput,
+    count_parameters,
+    greedy_decode,
+)
+from models.rnnt.tokenizer import TOKENIZER_FILE, load_tokenizer, train_tokenizer
+from models.rnnt.wer import error_rate
+
+
+@dataclass
+class TrainConfig:
+    # data
+    corpus: str = "data/corpus"
+    out: str = "checkpoints/rnnt"
+    cache_dir: str = "data/cache/features"
+    model: str = "shipped"  # a key of models.rnnt.model.CONFIGS
+    vocab_size: int = 256  # BPE ceiling, blank and unk included
+    max_duration_s: float = 16.0  # longer clips are skipped (memory of the joiner grows with T × U)
+    stats_utterances: int = 1000  # sample of train for the normaliser stats
+    normalizer_time_constant_frames: float = 300.0
+    # optimisation
+    lr: float = 1.5e-3
+    min_lr_ratio: float = 0.05  # cosine floor, relative to lr
+    warmup_steps: int = 400
+    weight_decay: float = 0.01
+    grad_clip: float = 5.0
+    ctc_weight: float = 0.3  # auxiliary CTC loss on the encoder (0 turns it off)
+    max_batch_frames: int = 8000  # padded 10 ms feature frames per batch (80 s of audio)
+    max_batch_utterances: int = 64
+    # budget (total across resumes) and bookkeeping
+    max_minutes: float = 120.0
+    max_steps: int = 0  # 0: no step limit; >0 also makes it the cosine horizon
+    checkpoint_minutes: float = 5.0
+    log_every: int = 20
+    dev_every_minutes: float = 10.0
+    dev_utterances: int = 240  # spread evenly over the dev conditions
+    threads: int = 2
+    seed: int = 1234
+    # augmentation and curriculum
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    curriculum: bool = True
+    curriculum_switch_loss: float = 1.0  # running loss per target token that ends the clean phase
+    curriculum_min_steps: int = 200
+    curriculum_max_steps: int = 1500
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        data["spec_augment"] = SpecAugmentConfig(**data.get("spec_augment", {}))
+        return cls(**data)
+
+
+def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup, then cosine from ``lr`` to ``lr × min_lr_ratio`` over ``progress`` in [0, 1]."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run must continue from."""
+
+    step: int = 0
+    elapsed_s: float = 0.0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    phase: str = "clean"
+    loss_per_token_ema: float = float("nan")
+    best_dev_wer: float = float("inf")
+    frames_seen: int = 0
+
+
+class JsonLog:
+    def __init__(self, path: Path, echo: Callable[[str], None] | None = print) -> None:
+        self.path = path
+        self.echo = echo
+
+    def write(self, event: str, **values: Any) -> None:
+        line = json.dumps({"event": event, **values})
+        with self.path.open("a") as f:
+            f.write(line + "\n")
+        if self.echo:
+            self.echo(line)
+
+
+def prepare_tokenizer(out: Path, train_rows: Sequence[dict[str, Any]], vocab_size: int) -> Path:
+    path = out / TOKENIZER_FILE
+    if not path.exists():
+        train_tokenizer((str(row["text"]) for row in train_rows), vocab_size, out)
+    return path
+
+
+def dev_subset(rows: Sequence[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """``count`` rows spread evenly over the dev conditions (deterministic)."""
+    by_condition: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_condition.setdefault(str(row.get("condition", "dev")), []).append(row)
+    per_condition = max(1, count // max(1, len(by_condition)))
+    chosen: list[dict[str, Any]] = []
+    for condition in sorted(by_condition):
+        group = by_condition[condition]
+        stride = max(1, len(group) // per_condition)
+        chosen.extend(group[::stride][:per_condition])
+    return chosen
+
+
+def build_split(
+    config: TrainConfig,
+    corpus: Path,
+    split: str,
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    feature_config: FeatureConfig,
+    log: JsonLog,
+) -> tuple[FeatureStore, list[list[int]]]:
+    store = FeatureStore.build(
+        corpus,
+        rows,
+        cache_dir_for(Path(config.cache_dir), corpus, split),
+        feature_config,
+        progress=lambda message: log.write("cache", message=message),
+    )
+    token_ids = [tokenizer.encode(str(row["text"])) if str(row["text"]).strip() else [] for row in rows]
+    return store, token_ids
+
+
+def evaluate_dev(model: RnntModel, data: SplitData, tokenizer: Any, config: TrainConfig) -> dict[str, Any]:
+    """Dev loss per utterance and greedy WER (overall and per condition) on the dev subset."""
+    model.eval()
+    batches = bucket_batches(
+        data.lengths, range(len(data.rows)), config.max_batch_frames, config.max_batch_utterances, seed=0
+    )
+    total_loss, pairs = 0.0, []
+    with torch.no_grad():
+        for batch in data.batches(batches):
+            output = model(batch.features, batch.lengths, batch.targets)
+            total_loss += float(
+                rnnt_loss(
+                    output.logits, batch.targets, output.frame_lengths, batch.target_lengths, reduction="sum"
+                )
+            )
+            hypotheses = greedy_decode(model, batch.features, batch.lengths)
+            for index, ids in zip(batch.indices, hypotheses, strict=True):
+                row = data.rows[index]
+                pairs.append((str(row.get("condition", "dev")), str(row["text"]), tokenizer.decode(ids)))
+    model.train()
+    per_condition = {
+        condition: round(error_rate((ref, hyp) for c, ref, hyp in pairs if c == condition), 4)
+        for condition in sorted({c for c, _, _ in pairs})
+    }
+    examples = [{"ref": ref, "hyp": hyp} for _, ref, hyp in pairs[:3]]
+    return {
+        "dev_loss": round(total_loss / max(1, len(pairs)), 4),
+        "dev_wer": round(error_rate((ref, hyp) for _, ref, hyp in pairs), 4),
+        "dev_wer_by_condition": per_condition,
+        "examples": examples,
+    }
+
+
+def ctc_loss(
+    head: torch.nn.Module, output: TransducerOutput, targets: torch.Tensor, target_lengths: torch.Tensor
+) -> torch.Tensor:
+    """Summed CTC loss of the auxiliary head (blank shared with the transducer)."""
+    log_probs = head(output.encoder_out).log_softmax(dim=-1).transpose(0, 1)  # [T', B, V]
+    return torch.nn.functional.ctc_loss(
+        log_probs, targets, output.frame_lengths, target_lengths, blank=0, reduction="sum", zero_infinity=True
+    )
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint intact
+
+
+def train(config: TrainConfig, echo: Callable[[str], None] | None = print) -> Path:
+    """Run (or resume) training until the budget is spent; return the path of ``last.pt``."""
+    torch.set_num_threads(config.threads)
+    out, corpus = Path(config.out), Path(config.corpus)
+    out.mkdir(parents=True, exist_ok=True)
+    log = JsonLog(out / "log.jsonl", echo)
+    checkpoint_path = out / "last.pt"
+    checkpoint: dict[str, Any] | None = None
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, weights_only=False)
+        saved = TrainConfig.from_dict(checkpoint["train_config"])
+        if saved.model != config.model:
+            raise SystemExit(f"{checkpoint_path} was trained with --config {saved.model}; use another --out")
+
+    # ---- data, tokenizer, normaliser
+    feature_config = FeatureConfig()
+    train_rows = [
+        r for r in read_manifest(corpus, "train") if float(r.get("duration", 0.0)) <= config.max_duration_s
+    ]
+    dev_rows = dev_subset(read_manifest(corpus, "dev"), config.dev_utterances)
+    tokenizer = load_tokenizer(prepare_tokenizer(out, train_rows, config.vocab_size))
+    model_config = dataclasses.replace(CONFIGS[config.model], vocab_size=tokenizer.vocab_size())
+    train_store, train_tokens = build_split(
+        config, corpus, "train", train_rows, tokenizer, feature_config, log
+    )
+    dev_store, dev_tokens = build_split(config, corpus, "dev", dev_rows, tokenizer, feature_config, log)
+    stats_path = out / "normalizer.json"
+    if not stats_path.exists():
+        save_stats(normalizer_stats(train_store, config.stats_utterances, config.seed), stats_path)
+    stats = load_stats(stats_path)
+    tc = config.normalizer_time_constant_frames
+    train_data = SplitData(train_rows, train_store, train_tokens, stats, tc)
+    dev_data = SplitData(dev_rows, dev_store, dev_tokens, stats, tc)
+    clean_indices = [i for i, row in enumerate(train_rows) if is_clean_ish(row)]
+    all_indices = list(range(len(train_rows)))
+
+    # ---- model, optimizer, state
+    torch.manual_seed(config.seed)
+    model = RnntModel(model_config)
+    # Auxiliary CTC head on the encoder output: speeds up learning alignments; not exported.
+    ctc_head = torch.nn.Linear(model_config.joiner_dim, model_config.vocab_size)
+    named = [*model.named_parameters(), *(("ctc_head." + n, p) for n, p in ctc_head.named_parameters())]
+    parameters = [p for _, p in named]
+    decay = [p for n, p in named if p.dim() >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in named if p.dim() < 2 or "embedding" in n]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+    )
+    state = TrainState(phase="clean" if config.curriculum and clean_indices else "full")
+    augment_generator = torch.Generator().manual_seed(config.seed)
+    if checkpoint is not None:
+        if RnntConfig(**checkpoint["model_config"]) != model_config:
+            raise SystemExit(f"{checkpoint_path}: model config differs from this run's; use another --out")
+        model.load_state_dict(checkpoint["model"])
+        ctc_head.load_state_dict(checkpoint["ctc_head"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        state = TrainState(**checkpoint["state"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        augment_generator.set_state(checkpoint["rng"]["augment"])
+        random.setstate(checkpoint["rng"]["python"])
+        log.write("resume", step=state.step, elapsed_s=round(state.elapsed_s, 1), phase=state.phase)
+    else:
+        log.write(
+            "start",
+            params=count_parameters(model),
+            model_config=model_config.to_dict(),
+            train_utterances=len(train_rows),
+            clean_ish_utterances=len(clean_indices),
+            train_hours=round(float(train_store.lengths.sum()) / 360000, 2),
+            dev_utterances=len(dev_rows),
+            train_config=asdict(config),
+        )
+
+    def payload() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "ctc_head": ctc_head.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": asdict(state),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "augment": augment_generator.get_state(),
+                "python": random.getstate(),
+            },
+            "train_config": asdict(config),
+            "model_config": model_config.to_dict(),
+            "normalizer": {"mean": list(stats.mean), "std": list(stats.std), "time_constant_frames": tc},
+            "features": feature_config.__dict__,
+            "tokenizer_model": (out / TOKENIZER_FILE).read_bytes(),
+            "corpus": str(corpus),
+        }
+
+    def epoch_plan() -> list[list[int]]:
+        eligible = clean_indices if state.phase == "clean" else all_indices
+        seed = config.seed + 1000 * state.epoch + (0 if state.phase == "clean" else 7)
+        return bucket_batches(
+            train_data.lengths, eligible, config.max_batch_frames, config.max_batch_utterances, seed
+        )
+
+    # ---- loop
+    budget_s = config.max_minutes * 60.0
+    session_start = time.monotonic()
+    elapsed_at_start = state.elapsed_s
+    last_checkpoint = last_dev = time.monotonic()
+    window = {
+        "loss": 0.0,
+        "tokens": 0,
+        "frames": 0,
+        "utterances": 0,
+        "start": time.monotonic(),
+        "data_s": 0.0,
+    }
+    plan = epoch_plan()
+    model.train()
+
+    def budget_spent() -> bool:
+        return state.elapsed_s >= budget_s or (config.max_steps > 0 and state.step >= config.max_steps)
+
+    while not budget_spent():
+        if state.batch_in_epoch >= len(plan):
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            plan = epoch_plan()
+        data_start = time.monotonic()
+        batch = train_data.collate(plan[state.batch_in_epoch])
+        if state.phase == "full":
+            batch.features = spec_augment(
+                batch.features, batch.lengths, config.spec_augment, augment_generator
+            )
+        window["data_s"] += time.monotonic() - data_start
+
+        progress = state.step / config.max_steps if config.max_steps > 0 else state.elapsed_s / budget_s
+        lr = learning_rate(config, state.step, progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        output = model(batch.features, batch.lengths, batch.targets)
+        loss = rnnt_loss(
+            output.logits, batch.targets, output.frame_lengths, batch.target_lengths, reduction="sum"
+        )
+        n_utts = len(batch.indices)
+        objective = loss
+        if config.ctc_weight > 0:
+            ctc = ctc_loss(ctc_head, output, batch.targets, batch.target_lengths)
+            objective = (1 - config.ctc_weight) * loss + config.ctc_weight * ctc
+        optimizer.zero_grad(set_to_none=True)
+        (objective / n_utts).backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip))
+        if math.isfinite(grad_norm):
+            optimizer.step()
+        else:
+            log.write("skip", step=state.step, reason="non-finite gradient")
+        state.step += 1
+        state.batch_in_epoch += 1
+
+        tokens = int(batch.target_lengths.sum()) + n_utts  # + the final blank of each utterance
+        loss_value = float(loss.detach())
+        loss_per_token = loss_value / tokens
+        beta = 0.98
+        ema = state.loss_per_token_ema
+        state.loss_per_token_ema = (
+            loss_per_token if math.isnan(ema) else beta * ema + (1 - beta) * loss_per_token
+        )
+        frames = int(batch.lengths.sum())
+        state.frames_seen += frames
+        window["loss"] += loss_value
+        window["tokens"] += tokens
+        window["frames"] += frames
+        window["utterances"] += n_utts
+        state.elapsed_s = elapsed_at_start + (time.monotonic() - session_start)
+
+        if state.step % config.log_every == 0:
+            span = time.monotonic() - window["start"]
+            log.write(
+                "train",
+                step=state.step,
+                elapsed_s=round(state.elapsed_s, 1),
+                phase=state.phase,
+                loss=round(window["loss"] / window["utterances"], 4),
+                loss_per_token=round(window["loss"] / window["tokens"], 4),
+                lr=round(lr, 7),
+                grad_norm=round(grad_norm, 3),
+                frames_per_s=round(window["frames"] / span, 1),
+                s_per_step=round(span / config.log_every, 3),
+                data_share=round(window["data_s"] / span, 3),
+                epoch=state.epoch,
+            )
+            window = {
+                "loss": 0.0,
+                "tokens": 0,
+                "frames": 0,
+                "utterances": 0,
+                "start": time.monotonic(),
+                "data_s": 0.0,
+            }
+
+        if (
+            state.phase == "clean"
+            and state.step >= config.curriculum_min_steps
+            and (
+                state.loss_per_token_ema < config.curriculum_switch_loss
+                or state.step >= config.curriculum_max_steps
+            )
+        ):
+            state.phase = "full"
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            plan = epoch_plan()
+            log.write(
+                "phase", step=state.step, phase="full", loss_per_token_ema=round(state.loss_per_token_ema, 4)
+            )
+
+        now = time.monotonic()
+        if now - last_dev >= config.dev_every_minutes * 60 and not budget_spent():
+            result = evaluate_dev(model, dev_data, tokenizer, config)
+            log.write("dev", step=state.step, elapsed_s=round(state.elapsed_s, 1), **result)
+            last_dev = time.monotonic()
+            if result["dev_wer"] < state.best_dev_wer:
+                state.best_dev_wer = result["dev_wer"]
+                save_checkpoint(out / "best.pt", payload())
+        if now - last_checkpoint >= config.checkpoint_minutes * 60:
+            save_checkpoint(checkpoint_path, payload())
+            last_checkpoint = time.monotonic()
+
+    result = evaluate_dev(model, dev_data, tokenizer, config)
+    log.write("dev", step=state.step, elapsed_s=round(state.elapsed_s, 1), final=True, **result)
+    if result["dev_wer"] <= state.best_dev_wer:
+        state.best_dev_wer = result["dev_wer"]
+        save_checkpoint(checkpoint_path, payload())
+        shutil.copyfile(checkpoint_path, out / "best.pt")
+    else:
+        save_checkpoint(checkpoint_path, payload())
+    log.write("stop", step=state.step, elapsed_s=round(state.elapsed_s, 1), frames_seen=state.frames_seen)
+    return checkpoint_path
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--corpus", default=TrainConfig.corpus, help="corpus dir with train.jsonl and dev.jsonl"
+    )
+    parser.add_argument(
+        "--config", dest="model", default="shipped", choices=sorted(CONFIGS), help="model size"
+    )
+    parser.add_argument(
+        "--max-minutes", type=float, default=TrainConfig.max_minutes, help="total training budget"
+    )
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
+    parser.add_argument("--out", default=TrainConfig.out, help="checkpoint and log folder")
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field"
+    )
+    args = parser.parse_args(argv)
+    config = TrainConfig(
+        corpus=args.corpus,
+        model=args.model,
+        max_minutes=args.max_minutes,
+        max_steps=args.max_steps,
+        out=args.out,
+        threads=args.threads,
+    )
+    for assignment in args.set:
+        name, _, raw = assignment.partition("=")
+        if name not in {f.name for f in dataclasses.fields(TrainConfig)} or name == "spec_augment":
+            parser.error(f"--set: unknown field {name!r}")
+        current = getattr(config, name)
+        value: Any = raw.lower() in {"1", "true", "yes"} if isinstance(current, bool) else type(current)(raw)
+        setattr(config, name, value)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        train(config)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
