@@ -327,11 +327,19 @@ class CloudStub:
                     self._drop_connection()
             now = time.monotonic()
             while pending and pending[0].due <= now:
-                self._send(heapq.heappop(pending).reply)
+                reply = heapq.heappop(pending).reply
+                try:
+                    self._send(reply)
+                except Exception:  # a reply that cannot be sent is lost, the stub is not
+                    log.exception("cloud_stub.reply_failed", request_id=reply.request_id)
             if reconnect_at is not None and now >= reconnect_at:
                 reconnect_at = None
                 log.info("cloud_stub.fault_reconnect")
-                self._connect()
+                try:
+                    self._connect()
+                except Exception:  # e.g. paho refusing to start its thread: try again later
+                    log.exception("cloud_stub.reconnect_failed")
+                    reconnect_at = now + self.faults.disconnect_ms / 1000
 
     def _react(self, topic: str, payload: bytes) -> Reaction:
         self._arrivals += 1
@@ -361,8 +369,11 @@ class CloudStub:
         self.stats.disconnects += 1
         log.info("cloud_stub.fault_disconnect", for_ms=self.faults.disconnect_ms)
         self._ready.clear()
-        self._client.disconnect()
-        self._client.loop_stop()
+        try:
+            self._client.disconnect()
+            self._client.loop_stop()
+        except Exception:  # the fault is ours; failing to inject it must not stop the stub
+            log.exception("cloud_stub.disconnect_failed")
 
     # ---- paho callbacks (network thread): queue and return
 
