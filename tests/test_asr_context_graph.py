@@ -105,14 +105,15 @@ def test_per_phrase_boost_overrides_the_default() -> None:
     assert graph.score_sequence(SIOBHAN) == 3.0
 
 
-def test_bonuses_row_matches_forward_for_every_token() -> None:
-    graph = graph_of(SIOBHAN, ANN, KITCHEN_LIGHT)
-    state = graph.start_state()
-    for token in [7, 1, 2]:
+def test_bonuses_row_matches_forward_for_every_state_and_token() -> None:
+    graph = graph_of(
+        SIOBHAN, ANN, ANNA, KITCHEN_LIGHT, LIGHT, KITCHEN_LIGHT_STRIP, [8, 10], boost=1.5, cap=2.0
+    )
+    for state in range(graph.node_count):
         row = graph.bonuses(state)
         assert row.shape == (len(WORD_START),)
-        assert np.allclose(row, [graph.forward(state, t)[0] for t in range(len(WORD_START))])
-        state = graph.forward(state, token)[1]
+        expected = [graph.forward(state, t)[0] for t in range(len(WORD_START))]
+        assert np.allclose(row, expected), state
 
 
 def test_labels_name_the_phrase_a_state_completes() -> None:

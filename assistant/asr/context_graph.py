@@ -82,6 +82,8 @@ class ContextGraph:
         self._confirmed: list[float] = [0.0]
         self._confirmed_depth: list[int] = [0]
         self._rows: dict[int, FloatArray] = {}
+        self._root_entry = np.zeros(vocab_size, dtype=np.float32)
+        self._steps: dict[tuple[int, int], tuple[float, int]] = {}  # the search asks the same steps often
         self.phrase_count = 0
 
     # ------------------------------------------------------------------ building
@@ -190,6 +192,9 @@ class ContextGraph:
                 if node != ROOT:
                     self._fail[child] = self._goto(self._fail[node], token)
                 queue.append(child)
+        self._root_entry = np.zeros(self.vocab_size, dtype=np.float32)
+        for token, child in self._children[ROOT].items():
+            self._root_entry[token] = self._node_score[child]
 
     def _goto(self, node: int, token: int) -> int:
         """Aho-Corasick transition: follow fail arcs until ``token`` continues a match."""
@@ -204,6 +209,12 @@ class ContextGraph:
 
     def forward(self, state: int, token: int) -> tuple[float, int]:
         """Bonus for emitting ``token`` in ``state`` (negative when a match is taken back)."""
+        step = self._steps.get((state, token))
+        if step is None:
+            step = self._steps[(state, token)] = self._step(state, token)
+        return step
+
+    def _step(self, state: int, token: int) -> tuple[float, int]:
         child = self._children[state].get(token)
         if child is not None:
             return self._node_score[child] - self._node_score[state], child
@@ -227,10 +238,24 @@ class ContextGraph:
         return kept - self._node_score[state]
 
     def bonuses(self, state: int) -> FloatArray:
-        """``forward(state, t)[0]`` for every token ``t`` (cached per state)."""
+        """``forward(state, t)[0]`` for every token ``t`` (cached per state).
+
+        Most tokens continue no name from here: they only settle the current match (keep a
+        finished name, take back an unfinished one). Only the tokens that some node on the
+        fail chain can continue with need :meth:`forward` one by one.
+        """
         row = self._rows.get(state)
         if row is None:
-            row = np.array([self.forward(state, t)[0] for t in range(self.vocab_size)], dtype=np.float32)
+            score = self._node_score[state]
+            keep_at_word_start = score if self._is_end[state] else self._confirmed[state]
+            row = np.where(self._word_start, keep_at_word_start, self._confirmed[state]).astype(np.float32)
+            row += self._root_entry - np.float32(score)  # a token that starts a name afresh
+            node, continuing = state, set[int]()
+            while node != ROOT:
+                continuing.update(self._children[node])
+                node = self._fail[node]
+            for token in continuing:
+                row[token] = self.forward(state, token)[0]
             self._rows[state] = row
         return row
 
