@@ -16,7 +16,7 @@ request id, so a test or an eval run sees the same faults every time:
 >>> faults.decide("request-1", arrival=1) == faults.decide("request-1", arrival=1)
 True
 >>> sum(faults.decide(f"r{i}", arrival=i).drop for i in range(1000))  # about half
-498
+478
 
 The decisions (:class:`FaultInjector`) and the reply to one message (:class:`CloudResponder`)
 are pure; :class:`CloudStub` is the MQTT edge around them, and :func:`main` the process.
