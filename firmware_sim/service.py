@@ -201,6 +201,7 @@ class EdgeService:
         self.config = config
         self.executor = executor
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker acknowledged the request subscription
         self.handled = 0
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -211,6 +212,7 @@ class EdgeService:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
@@ -219,8 +221,13 @@ class EdgeService:
         client.subscribe(self.config.request_topic(), qos=self.config.qos)
         self.connected.set()
 
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, properties: Any) -> None:
+        if not any(getattr(reason, "is_failure", False) for reason in reasons):
+            self.subscribed.set()
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         topic, body = handle_request(self.executor, message.topic, message.payload)
@@ -235,17 +242,29 @@ class EdgeService:
     def wait_connected(self, timeout_s: float) -> bool:
         return self.connected.wait(timeout_s)
 
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        """True once requests reach this service (the subscription is acknowledged)."""
+        return self.subscribed.wait(timeout_s)
+
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
 
-def serve(config: ServiceConfig, stop: threading.Event, executor: Executor | None = None) -> None:
-    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT)."""
+def serve(
+    config: ServiceConfig,
+    stop: threading.Event,
+    executor: Executor | None = None,
+    ready: threading.Event | None = None,
+) -> None:
+    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT); ``ready`` is set once subscribed."""
     machine = executor or Executor.from_path(config.image, config.cost)
     service = EdgeService(config, machine)
     service.start()
     try:
+        while ready is not None and not ready.is_set() and not stop.is_set():
+            if service.wait_subscribed(0.1):
+                ready.set()
         stop.wait()
     finally:
         service.stop()

@@ -69,7 +69,7 @@ def test_conv1d_skips_zero_weights_zero_activations_and_padding() -> None:
     weight = network.tensors[layer.inputs[1]].data  # [Cout, Cin, K]
     x = inputs["x"][0]  # [Cin, L]
     pad = layer.attr_ints("pads")[0]
-    out_channels, channels, kernel = weight.shape
+    _, channels, kernel = weight.shape
     length = x.shape[1]
     skipped = 0
     for position in range(length + 2 * pad - kernel + 1):

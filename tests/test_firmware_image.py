@@ -104,15 +104,12 @@ def test_varints_round_trip() -> None:
 
 def test_any_flipped_byte_is_a_checksum_mismatch() -> None:
     blob = serialize(quantized())
-    for offset in (0 + 8, CRC_OFFSET, HEADER_SIZE, len(blob) // 2, len(blob) - 1):
-        damaged = bytearray(blob)
-        damaged[offset] ^= 0x40
-        with pytest.raises(ImageError, match="checksum|truncated|unexpected bytes|layers"):
-            parse_image(bytes(damaged))
-    damaged = bytearray(blob)
-    damaged[len(blob) // 2] ^= 0x01
-    with pytest.raises(ImageError, match="checksum mismatch"):
-        parse_image(bytes(damaged))
+    for offset in (8, CRC_OFFSET, HEADER_SIZE, len(blob) // 2, len(blob) - 1):  # header, CRC, payload
+        for bit in (0x01, 0x80):
+            damaged = bytearray(blob)
+            damaged[offset] ^= bit
+            with pytest.raises(ImageError, match="checksum mismatch"):
+                parse_image(bytes(damaged))
 
 
 @pytest.mark.parametrize("keep", [0, 3, HEADER_SIZE - 1, HEADER_SIZE, HEADER_SIZE + 10, -1])
@@ -150,11 +147,11 @@ def test_inconsistent_content_with_a_valid_checksum_is_still_refused() -> None:
     network = quantized("linear", sparsity=0.5, zero_rows=0)
     blob = serialize(network)
     image = parse_image(blob)
-    index, encoded = next((i, e) for i, e in image.encoded.items() if e.encoding is Encoding.BITMASK)
+    encoded = next(e for e in image.encoded.values() if e.encoding is Encoding.BITMASK)
     tampered_mask = bytes([encoded.index[0] ^ 0x01]) + encoded.index[1:]  # one more or fewer non-zero
     position = blob.index(encoded.values + encoded.index)
     edited = blob[: position + len(encoded.values)] + tampered_mask + blob[position + encoded.data_bytes :]
-    with pytest.raises(ImageError, match="places|explicit zero|index"):
+    with pytest.raises(ImageError, match=r"index places \d+ values but \d+ are stored"):
         parse_image(with_crc(edited))
 
 
