@@ -144,8 +144,10 @@ def build_tiny_model_dir(tmp_path: Path, train_steps: int = 0, chunk_frames: int
     """An exported tiny model directory (``tmp_path/asr``) the runtime can load.
 
     ``train_steps=0``: random weights, a couple of seconds, no TTS. ``train_steps>0``: trains that many
-    steps on :data:`TINY_SENTENCES` spoken by espeak-ng (150 steps ≈ 15 s; greedy output then
-    mostly matches the transcripts); the corpus is at ``tmp_path/corpus``.
+    steps on :data:`TINY_SENTENCES` spoken by espeak-ng (150 steps ≈ 10 s; the corpus is at
+    ``tmp_path/corpus``). Such a model has learnt the five sentences as a prior, so greedy search
+    emits one of them (real words, real token times) but not reliably the one spoken: good for
+    exercising the runtime, not for accuracy checks.
     """
     work = tmp_path / "rnnt-work"
     work.mkdir(parents=True, exist_ok=True)

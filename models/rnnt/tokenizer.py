@@ -24,6 +24,7 @@ BLANK_ID = 0
 BLANK_PIECE = "<blk>"
 UNK_ID = 1
 TOKENIZER_FILE = "tokenizer.model"
+TRANSCRIPT_ALPHABET = "abcdefghijklmnopqrstuvwxyz'"
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Path:
@@ -48,6 +49,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Pat
         bos_id=-1,
         eos_id=-1,
         character_coverage=1.0,
+        required_chars=TRANSCRIPT_ALPHABET,  # every letter, even one the transcripts lack (names!)
         normalization_rule_name="identity",  # transcripts are already normalised (a-z, ', space)
         num_threads=1,  # deterministic
         minloglevel=2,

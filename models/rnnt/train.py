@@ -231,8 +231,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint intact
 
 
-def train(config: TrainConfig, echo: Callable[[str], None] | None = print) -> Path:
-    """Run (or resume) training until the budget is spent; return the path of ``last.pt``."""
+def train(
+    config: TrainConfig,
+    echo: Callable[[str], None] | None = print,
+    stop: Callable[[TrainState], bool] | None = None,
+) -> Path:
+    """Run (or resume) training until the budget is spent or ``stop(state)``; return ``last.pt``'s path."""
     torch.set_num_threads(config.threads)
     out, corpus = Path(config.out), Path(config.corpus)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,7 +353,11 @@ def train(config: TrainConfig, echo: Callable[[str], None] | None = print) -> Pa
     model.train()
 
     def budget_spent() -> bool:
-        return state.elapsed_s >= budget_s or (config.max_steps > 0 and state.step >= config.max_steps)
+        return (
+            state.elapsed_s >= budget_s
+            or (config.max_steps > 0 and state.step >= config.max_steps)
+            or (stop is not None and stop(state))
+        )
 
     while not budget_spent():
         if state.batch_in_epoch >= len(plan):
