@@ -104,6 +104,12 @@ def _int64(value: Array) -> NDArray[np.int64]:
     return np.asarray(value, np.int64)
 
 
+def int_matmul(x: Array, weight: Array) -> NDArray[np.int64]:
+    """``x @ weight.T`` exactly, for integer operands: float64 BLAS is exact while every partial
+    sum stays below 2**53, which int8/int16 products over any realistic depth do."""
+    return np.rint(np.asarray(x, np.float64) @ np.asarray(weight, np.float64).T).astype(np.int64)
+
+
 def _rq_rows(acc: NDArray[np.int64], factors: NDArray[np.float64]) -> NDArray[np.int64]:
     """Requantize the last axis of ``acc`` with one real factor per row."""
     m, s = fx.quantize_multipliers(factors)
@@ -119,7 +125,7 @@ def _linear(network: Network, layer: Layer, values: dict[int, Array]) -> list[Ar
     x_id, w_id, b_id = layer.inputs
     (y_id,) = layer.outputs
     weight = network.tensors[w_id]
-    acc = _int64(values[x_id]) @ _int64(values[w_id]).T
+    acc = int_matmul(values[x_id], values[w_id])
     if b_id >= 0:
         acc = acc + _int64(values[b_id])
     factors = (
@@ -136,16 +142,18 @@ def _conv1d_acc(x: Array, weight: Array, bias: Array | None, layer: Layer, as_in
     per_group = out_channels // group
 
     def cast(a: Array) -> NDArray[Any]:
-        return np.asarray(a, np.int64 if as_int else np.float64)
+        return np.asarray(a, np.float64)
 
     parts = []
     for g in range(group):
         columns = cast(conv1d_patches(x, layer, kernel, group, g))
         w = cast(weight[g * per_group : (g + 1) * per_group].reshape(per_group, -1))
         parts.append(columns @ w.T)
-    acc = np.concatenate(parts, axis=-1)  # [B, Lout, Cout]
+    acc: NDArray[Any] = np.concatenate(parts, axis=-1)  # [B, Lout, Cout]; exact integers (see int_matmul)
+    if as_int:
+        acc = np.rint(acc).astype(np.int64)
     if bias is not None:
-        acc = acc + cast(bias)
+        acc = acc + (_int64(bias) if as_int else cast(bias))
     return acc
 
 
@@ -172,8 +180,20 @@ class RecurrentScales:
         self.gate_scales = gate_scales
         row_gate_scales = np.repeat(gate_scales, hidden, axis=1)  # [D, G*H]
         self.h_scale = _scale(network, layer.outputs[0])
-        self.x_factors = _scale(network, x_id) * _quant(network, w_id).scales_for(rows) / row_gate_scales
-        self.h_factors = self.h_scale * _quant(network, r_id).scales_for(rows) / row_gate_scales
+        self.x_multipliers = fx.quantize_multipliers(
+            _scale(network, x_id) * _quant(network, w_id).scales_for(rows) / row_gate_scales
+        )
+        self.h_multipliers = fx.quantize_multipliers(
+            self.h_scale * _quant(network, r_id).scales_for(rows) / row_gate_scales
+        )
+
+    def x_part(self, acc: NDArray[np.int64], direction: int) -> NDArray[np.int64]:
+        m, s = self.x_multipliers
+        return fx.requantize(fx.saturate_int32(acc), m[direction], s[direction])
+
+    def h_part(self, acc: NDArray[np.int64], direction: int) -> NDArray[np.int64]:
+        m, s = self.h_multipliers
+        return fx.requantize(fx.saturate_int32(acc), m[direction], s[direction])
 
 
 def _recurrent_inputs(
@@ -210,11 +230,9 @@ def _lstm(network: Network, layer: Layer, values: dict[int, Array]) -> list[Arra
         h = _int64(h0[d]) if h0 is not None else np.zeros((batch, hidden), np.int64)
         c = _int64(c0[d]) if c0 is not None else np.zeros((batch, hidden), np.int64)
         for t in time_steps(layer, d, steps):
-            acc_x = _int64(x[t]) @ _int64(w[d]).T + bw
-            acc_h = h @ _int64(r[d]).T + br
-            pre = fx.saturate_int8(
-                _rq_rows(acc_x, scales.x_factors[d]) + _rq_rows(acc_h, scales.h_factors[d])
-            )
+            acc_x = int_matmul(x[t], w[d]) + bw
+            acc_h = int_matmul(h, r[d]) + br
+            pre = fx.saturate_int8(scales.x_part(acc_x, d) + scales.h_part(acc_h, d))
             i, o, f, g = (
                 _int64(fx.lookup(tables[k], pre[:, k * hidden : (k + 1) * hidden])) for k in range(4)
             )
@@ -243,8 +261,8 @@ def _gru(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array
         br = _int64(bias[d, 3 * hidden :]) if bias is not None else np.zeros(3 * hidden, np.int64)
         h = _int64(h0[d]) if h0 is not None else np.zeros((batch, hidden), np.int64)
         for t in time_steps(layer, d, steps):
-            xs = _rq_rows(_int64(x[t]) @ _int64(w[d]).T + bw, scales.x_factors[d])
-            hs = _rq_rows(h @ _int64(r[d]).T + br, scales.h_factors[d])
+            xs = scales.x_part(int_matmul(x[t], w[d]) + bw, d)
+            hs = scales.h_part(int_matmul(h, r[d]) + br, d)
             z = _int64(fx.lookup(sigmoid_z, fx.saturate_int8(xs[:, :hidden] + hs[:, :hidden])))
             rr = _int64(
                 fx.lookup(
