@@ -387,7 +387,39 @@ class _Importer:
     def _op_Mul(self, node: Any, attrs: dict[str, Any], where: str) -> None:
         self._binary(node, Op.MUL, where)
 
-    def _binary(self, node: Any, op: Op, where: str) -> None:
+    def _op_Concat(self, node: Any, attrs: dict[str, Any], where: str) -> None:
+        self._binary(node, Op.CONCAT, where, axis=int(attrs["axis"]))
+
+    def _reduce(self, node: Any, attrs: dict[str, Any], where: str, op: Op) -> None:
+        if len(node.input) > 1 and node.input[1]:
+            axes = tuple(int(a) for a in self._static(node.input[1], where).reshape(-1))
+        elif "axes" in attrs:
+            axes = tuple(int(a) for a in attrs["axes"])
+        else:
+            raise CompileError(f"{where}: reducing over every axis is not supported; give axes")
+        self.emit(
+            op,
+            (self.activation(node.input[0]),),
+            (self.new_activation(node.output[0]),),
+            axes=axes,
+            keepdims=int(attrs.get("keepdims", 1)),
+        )
+
+    def _op_ReduceMean(self, node: Any, attrs: dict[str, Any], where: str) -> None:
+        self._reduce(node, attrs, where, Op.REDUCE_MEAN)
+
+    def _op_ReduceMax(self, node: Any, attrs: dict[str, Any], where: str) -> None:
+        self._reduce(node, attrs, where, Op.REDUCE_MAX)
+
+    def _op_Cast(self, node: Any, attrs: dict[str, Any], where: str) -> None:
+        """Casts between integer types (ids) or between float types change nothing here."""
+        source = self.tensors[self.activation(node.input[0])]
+        target = _onnx().helper.tensor_dtype_to_np_dtype(int(attrs["to"]))
+        if np.issubdtype(target, np.integer) != (source.dtype == DType.INT32):
+            raise CompileError(f"{where}: casts between integers and floats are not supported")
+        self.alias[node.output[0]] = self.resolve(node.input[0])
+
+    def _binary(self, node: Any, op: Op, where: str, **attrs: Any) -> None:
         ids = []
         for name in node.input:
             value = self.value(name)
@@ -397,7 +429,7 @@ class _Importer:
                 raise CompileError(f"{where}: operand {name!r} has a run-time shape")
             else:
                 ids.append(self.activation(name))
-        self.emit(op, ids, (self.new_activation(node.output[0]),))
+        self.emit(op, ids, (self.new_activation(node.output[0]),), **attrs)
 
     def _fold_bias(self, node: Any) -> bool:
         """``Add(MatMul/Conv output, constant)`` with the product used only here: the layer's bias."""

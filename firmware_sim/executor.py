@@ -49,6 +49,7 @@ from firmware_sim.network import (
     check_ids,
     check_input,
     conv1d_patches,
+    reduced_axes,
     time_steps,
 )
 
@@ -312,8 +313,11 @@ class Executor:
             plan.multiplier("b", self._scale(ins[1]) / self._scale(outs[0]))
         elif op is Op.MUL:
             plan.multiplier("out", self._scale(ins[0]) * self._scale(ins[1]) / self._scale(outs[0]))
-        elif op is Op.RELU:
+        elif op in (Op.RELU, Op.REDUCE_MAX):
             plan.multiplier("out", self._scale(ins[0]) / self._scale(outs[0]))
+        elif op is Op.CONCAT:
+            for slot, index in enumerate(ins):
+                plan.multiplier(f"in{slot}", self._scale(index) / self._scale(outs[0]))
         elif op in (Op.TANH, Op.SIGMOID):
             kind: fx.LutKind = "tanh" if op is Op.TANH else "sigmoid"
             plan.tables["f"] = fx.activation_lut(kind, self._scale(ins[0]), self._scale(outs[0]))
@@ -575,6 +579,46 @@ def _shape(step: _Step) -> list[Array]:
     return [y]
 
 
+def _reduce_mean(step: _Step) -> list[Array]:
+    x = step.read(step.input(0))
+    axes = reduced_axes(step.layer, x.ndim)
+    count = math.prod(x.shape[a] for a in axes)
+    if count == 0:
+        raise ExecutionError("ReduceMean over an empty axis")
+    total = np.sum(x.astype(np.int64), axis=axes, keepdims=bool(step.layer.attr_int("keepdims")))
+    step.vector.move(x)  # one accumulate per element
+    # The divisor depends on the run's length, so this multiplier is derived per run (by the host).
+    factor = step.machine.network.tensors[step.layer.inputs[0]].scale / (
+        step.machine.network.tensors[step.layer.outputs[0]].scale * count
+    )
+    m, s = fx.quantize_multipliers(np.array(factor))
+    y = step.vector.saturate8(step.vector.requantize(total, m, s))
+    return [step.write(y)]
+
+
+def _reduce_max(step: _Step) -> list[Array]:
+    x = step.read(step.input(0))
+    if x.size == 0:
+        raise ExecutionError("ReduceMax over an empty tensor")
+    top = np.max(
+        x.astype(np.int64),
+        axis=reduced_axes(step.layer, x.ndim),
+        keepdims=bool(step.layer.attr_int("keepdims")),
+    )
+    step.vector.move(x)  # one compare per element
+    m, s = step.plan.multipliers["out"]
+    return [step.write(step.vector.saturate8(step.vector.requantize(top, m, s)))]
+
+
+def _concat(step: _Step) -> list[Array]:
+    parts = []
+    for slot in range(len(step.layer.inputs)):
+        m, s = step.plan.multipliers[f"in{slot}"]
+        parts.append(step.vector.requantize(step.read(step.input(slot)).astype(np.int64), m, s))
+    y = step.vector.saturate8(np.concatenate(parts, axis=step.layer.attr_int("axis")))
+    return [step.write(y)]
+
+
 _HANDLERS: dict[Op, Callable[[_Step], list[Array]]] = {
     Op.LINEAR: _linear,
     Op.CONV1D: _conv1d,
@@ -590,4 +634,7 @@ _HANDLERS: dict[Op, Callable[[_Step], list[Array]]] = {
     Op.TRANSPOSE: _shape,
     Op.SQUEEZE: _shape,
     Op.UNSQUEEZE: _shape,
+    Op.REDUCE_MEAN: _reduce_mean,
+    Op.REDUCE_MAX: _reduce_max,
+    Op.CONCAT: _concat,
 }

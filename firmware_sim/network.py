@@ -78,6 +78,9 @@ class Op(enum.IntEnum):
     TRANSPOSE = 12  # attr perm
     SQUEEZE = 13  # attr axes
     UNSQUEEZE = 14  # attr axes
+    REDUCE_MEAN = 15  # attrs axes, keepdims (pooling over words or frames)
+    REDUCE_MAX = 16  # attrs axes, keepdims
+    CONCAT = 17  # inputs 1..255, attr axis
 
 
 class Direction(enum.IntEnum):
@@ -125,6 +128,9 @@ OP_SPECS: Mapping[Op, OpSpec] = MappingProxyType(
         Op.TRANSPOSE: OpSpec(1, 1, 1, attrs=("perm",)),
         Op.SQUEEZE: OpSpec(1, 1, 1, attrs=("axes",)),
         Op.UNSQUEEZE: OpSpec(1, 1, 1, attrs=("axes",)),
+        Op.REDUCE_MEAN: OpSpec(1, 1, 1, attrs=("axes", "keepdims")),
+        Op.REDUCE_MAX: OpSpec(1, 1, 1, attrs=("axes", "keepdims")),
+        Op.CONCAT: OpSpec(1, 255, 1, attrs=("axis",)),
     }
 )
 
@@ -432,7 +438,7 @@ def _check_layer(network: Network, layer: Layer, where: str, quantized: bool) ->
             need_dtype(index, DType.INT8)
     if quantized:
         for index in layer.outputs:
-            if index >= 0 and tensors[index].quant is None:
+            if index >= 0 and tensors[index].dtype != DType.INT32 and tensors[index].quant is None:
                 raise NetworkError(f"{where}: output {tensors[index].name!r} has no quantization parameters")
 
 
@@ -501,6 +507,11 @@ def time_steps(layer: Layer, direction: int, steps: int) -> range:
         layer.direction is Direction.BIDIRECTIONAL and direction == 1
     )
     return range(steps - 1, -1, -1) if reverse else range(steps)
+
+
+def reduced_axes(layer: Layer, rank: int) -> tuple[int, ...]:
+    """The axes a Reduce layer folds, made non-negative."""
+    return tuple(sorted({a % rank for a in layer.attr_ints("axes")}))
 
 
 def apply_shape_op(layer: Layer, x: Array) -> Array:

@@ -273,11 +273,11 @@ def _quantize_layer(
             inputs[slot] = builder.put(
                 index, replace(tensor, dtype=DType.INT8, data=q, quant=Quant.per_tensor(float(scales[0])))
             )
-    if op in (Op.ADD, Op.MUL):
+    if op in (Op.ADD, Op.MUL, Op.REDUCE_MEAN, Op.CONCAT):
         calibrated_output()
     elif op in (Op.TANH, Op.SIGMOID):
         builder.activation(layer.outputs[0], DType.INT8, Quant.per_tensor(fx.SIGMOID_TANH_OUTPUT_SCALE))
-    else:  # Relu and the shape ops keep the input's representation
+    else:  # Relu, ReduceMax and the shape ops keep the input's representation
         x = builder.tensors[inputs[0]]
         assert x is not None
         builder.activation(layer.outputs[0], x.dtype, x.quant)

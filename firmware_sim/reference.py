@@ -31,6 +31,7 @@ Integer GRU step (gates z, r, n; ONNX ``linear_before_reset=1``)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,6 +51,7 @@ from firmware_sim.network import (
     check_ids,
     check_input,
     conv1d_patches,
+    reduced_axes,
     time_steps,
 )
 
@@ -314,6 +316,33 @@ def _shape_op(network: Network, layer: Layer, values: dict[int, Array]) -> list[
     return [apply_shape_op(layer, values[layer.inputs[0]])]
 
 
+def _reduce_mean(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
+    (x_id,) = layer.inputs
+    x = values[x_id]
+    axes = reduced_axes(layer, x.ndim)
+    count = math.prod(x.shape[a] for a in axes)
+    if count == 0:
+        raise ExecutionError("ReduceMean over an empty axis")
+    total = np.sum(_int64(x), axis=axes, keepdims=bool(layer.attr_int("keepdims")))
+    factor = _scale(network, x_id) / (_scale(network, layer.outputs[0]) * count)
+    return [fx.saturate_int8(_rq(total, factor))]
+
+
+def _reduce_max(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
+    (x_id,) = layer.inputs
+    x = values[x_id]
+    if x.size == 0:
+        raise ExecutionError("ReduceMax over an empty tensor")
+    top = np.max(_int64(x), axis=reduced_axes(layer, x.ndim), keepdims=bool(layer.attr_int("keepdims")))
+    return [fx.saturate_int8(_rq(top, _scale(network, x_id) / _scale(network, layer.outputs[0])))]
+
+
+def _concat(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
+    y_scale = _scale(network, layer.outputs[0])
+    parts = [_rq(values[i], _scale(network, i) / y_scale) for i in layer.inputs]
+    return [fx.saturate_int8(np.concatenate(parts, axis=layer.attr_int("axis")))]
+
+
 _IntOp = Callable[[Network, Layer, dict[int, Array]], list[Array]]
 _INT_OPS: dict[Op, _IntOp] = {
     Op.LINEAR: _linear,
@@ -330,6 +359,9 @@ _INT_OPS: dict[Op, _IntOp] = {
     Op.TRANSPOSE: _shape_op,
     Op.SQUEEZE: _shape_op,
     Op.UNSQUEEZE: _shape_op,
+    Op.REDUCE_MEAN: _reduce_mean,
+    Op.REDUCE_MAX: _reduce_max,
+    Op.CONCAT: _concat,
 }
 
 
@@ -411,6 +443,16 @@ def _float_layer(
         return [np.tanh(need(0))]
     if op is Op.SIGMOID:
         return [_sigmoid(need(0))]
+    if op in (Op.REDUCE_MEAN, Op.REDUCE_MAX):
+        x = need(0)
+        reduce = np.mean if op is Op.REDUCE_MEAN else np.max
+        return [reduce(x, axis=reduced_axes(layer, x.ndim), keepdims=bool(layer.attr_int("keepdims")))]
+    if op is Op.CONCAT:
+        return [
+            np.concatenate(
+                [np.asarray(values[i], np.float64) for i in layer.inputs], axis=layer.attr_int("axis")
+            )
+        ]
     return [apply_shape_op(layer, values[layer.inputs[0]])]
 
 

@@ -23,7 +23,21 @@ from firmware_sim.network import Direction, DType, Layer, Network, Op, Tensor
 Array = NDArray[np.generic]
 Sample = dict[str, Array]
 LayerKind = Literal[
-    "linear", "conv1d", "lstm", "gru", "bilstm", "bigru", "embedding", "add", "mul", "relu", "tanh", "sigmoid"
+    "linear",
+    "conv1d",
+    "lstm",
+    "gru",
+    "bilstm",
+    "bigru",
+    "embedding",
+    "add",
+    "mul",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "reduce_mean",
+    "reduce_max",
+    "concat",
 ]
 LAYER_KINDS: tuple[LayerKind, ...] = (
     "linear",
@@ -38,6 +52,9 @@ LAYER_KINDS: tuple[LayerKind, ...] = (
     "relu",
     "tanh",
     "sigmoid",
+    "reduce_mean",
+    "reduce_max",
+    "concat",
 )
 
 
@@ -130,6 +147,18 @@ def single_layer(
         table = add("table", (50, size), sparse_weights(rng, (50, size), sparsity, zero_rows))
         layers = [Layer(Op.EMBEDDING, (table, ids), (add("y", (1, -1, size)),))]
         shapes = {}
+    elif kind in ("reduce_mean", "reduce_max"):
+        x = add("x", (-1, size))
+        op = Op.REDUCE_MEAN if kind == "reduce_mean" else Op.REDUCE_MAX
+        keep = int(kind == "reduce_max")
+        layers = [
+            Layer(op, (x,), (add("y", (1, size) if keep else (size,)),), {"axes": (0,), "keepdims": keep})
+        ]
+        shapes = {"x": (steps, size)}
+    elif kind == "concat":
+        a, b = add("a", (-1, size)), add("b", (-1, 3))
+        layers = [Layer(Op.CONCAT, (a, b), (add("y", (-1, size + 3)),), {"axis": 1})]
+        shapes = {"a": (steps, size), "b": (steps, 3)}
     elif kind in ("add", "mul"):
         a, b = add("a", (-1, size)), add("b", (-1, size))
         layers = [Layer(Op.ADD if kind == "add" else Op.MUL, (a, b), (add("y", (-1, size)),))]
@@ -153,6 +182,8 @@ def single_layer(
         for state in ("h0", "c0"):  # states as a previous chunk leaves them: |h| < 1, modest cells
             if state in sample:
                 sample[state] = np.tanh(sample[state]).astype(np.float32)
+        if kind == "concat":  # parts with different ranges, so concatenating must requantize
+            sample["b"] = sample["b"] * 4.0
         if kind == "embedding":
             sample["ids"] = rng.integers(0, 50, size=(1, 7)).astype(np.int32)
         data.append(sample)

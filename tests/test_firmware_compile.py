@@ -29,12 +29,14 @@ class Tagger(torch.nn.Module):
         self.conv = torch.nn.Conv1d(10, 10, 3, padding=1)
         self.tags = torch.nn.Linear(10, 5)
         self.gate = torch.nn.Linear(10, 1)
+        self.intent = torch.nn.Linear(20, 4)
 
-    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, _ = self.gru(self.embedding(ids))
         x, _ = self.lstm(x)
         x = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
-        return self.tags(torch.tanh(x)), torch.sigmoid(self.gate(x))
+        pooled = torch.cat([x.mean(dim=1), x.amax(dim=1)], dim=-1)  # an utterance-level intent head
+        return self.tags(torch.tanh(x)), torch.sigmoid(self.gate(x)), self.intent(pooled)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def tagger_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         (torch.zeros(1, 6, dtype=torch.long),),
         str(path),
         input_names=["ids"],
-        output_names=["tags", "gate"],
+        output_names=["tags", "gate", "intent"],
         dynamic_axes={"ids": {1: "words"}},
         dynamo=False,
     )
@@ -66,14 +68,26 @@ def test_a_torch_exported_network_compiles_to_a_bit_exact_int8_image(tagger_onnx
     path, calibration = tagger_onnx
     report = compile_model(path, calibration)
     ops = [layer.op for layer in report.network.layers]
-    for op in (Op.EMBEDDING, Op.GRU, Op.LSTM, Op.CONV1D, Op.LINEAR, Op.RELU, Op.TANH, Op.SIGMOID):
+    for op in (
+        Op.EMBEDDING,
+        Op.GRU,
+        Op.LSTM,
+        Op.CONV1D,
+        Op.LINEAR,
+        Op.RELU,
+        Op.TANH,
+        Op.SIGMOID,
+        Op.REDUCE_MEAN,
+        Op.REDUCE_MAX,
+        Op.CONCAT,
+    ):
         assert op in ops
     assert report.onnx_max_abs_diff is not None and report.onnx_max_abs_diff < 1e-5
     assert max(report.int8_relative_error.values()) < 0.08
     ids = {"ids": np.random.default_rng(1).integers(0, 30, size=(1, 11)).astype(np.int32)}  # another length
     result = Executor.from_network(report.network).run(ids)
     expected = reference.run(report.network, ids)
-    for name in ("tags", "gate"):
+    for name in ("tags", "gate", "intent"):
         np.testing.assert_array_equal(result.outputs[name], expected[name])
     assert result.outputs["tags"].shape == (1, 11, 5)
     assert result.counters.skipped_fraction > 0.5  # half the weights are zero
