@@ -38,7 +38,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -252,84 +252,119 @@ class GreedySearch:
 
 
 class _Node:
-    """A lattice node: ``token`` emitted at encoder frame ``frame`` into one beam state.
+    """A lattice node: one beam state, from the frame in which tokens arrived in it.
 
-    ``forward`` sums every path from the start to here, ``viterbi`` is the best single path,
-    ``best`` the arc it came in by.
+    Its arcs are labelled with the token they emit, or ``None`` for the state carrying on through
+    blanks, so a node has at most one arc per beam entry of the frame before: the lattice grows
+    linearly with the audio. ``last`` is the state's last token (blank before any), ``forward``
+    sums every path from the start to here, ``viterbi`` and ``best`` are the best single path and
+    its last arc, ``last_emit`` the frame of the latest token on that path.
     """
 
-    __slots__ = ("arcs", "best", "forward", "frame", "token", "viterbi")
+    __slots__ = ("arcs", "best", "forward", "frame", "last", "last_emit", "order", "viterbi")
 
-    def __init__(self, token: int, frame: int) -> None:
-        self.token = token
+    def __init__(self, last: int, frame: int, order: int, arcs: list[_Arc]) -> None:
+        self.last = last
         self.frame = frame
-        self.arcs: list[_Arc] = []
+        self.order = order  # creation order: every arc's source was created earlier
+        self.arcs = arcs
         self.forward = 0.0
         self.viterbi = 0.0
         self.best: _Arc | None = None
+        self.last_emit = frame
+        if arcs:
+            self.forward = _log_sum(arc.source.forward + arc.acoustic + arc.context for arc in arcs)
+            best = max(arcs, key=lambda arc: arc.source.viterbi + arc.acoustic + arc.context)
+            self.best = best
+            self.viterbi = best.source.viterbi + best.acoustic + best.context
+            self.last_emit = frame if best.token is not None else best.source.last_emit
 
 
 @dataclass(frozen=True, eq=False)
 class _Arc:
     source: _Node
-    acoustic: float  # blanks since the source's frame + the token's log-prob
+    token: int | None  # None: blanks only (the state carried on, or the end of the utterance)
+    acoustic: float  # the blanks since the source's frame, plus the token's log-prob
     context: float
 
 
 @dataclass(frozen=True, eq=False)
-class _Entry:
-    """A way into a beam state: a lattice node and the blank log-probs since its frame."""
-
-    node: _Node
-    blanks: float
-
-    @property
-    def forward(self) -> float:
-        return self.node.forward + self.blanks
-
-    @property
-    def viterbi(self) -> float:
-        return self.node.viterbi + self.blanks
-
-
-@dataclass(frozen=True, eq=False)
 class _State:
-    """A beam entry: everything with the same predictor context and biasing state."""
+    """A beam entry: everything with the same predictor context and biasing state, summed.
+
+    ``node`` is where it last changed; ``blanks`` the blank log-probs since that node's frame.
+    """
 
     context: tuple[int, ...]
     bias: int
-    entries: tuple[_Entry, ...]
-    forward: float
+    node: _Node
+    blanks: float
 
     @property
     def key(self) -> tuple[tuple[int, ...], int]:
         return self.context, self.bias
 
     @property
-    def best_entry(self) -> _Entry:
-        return max(self.entries, key=lambda entry: entry.viterbi)
+    def forward(self) -> float:
+        return self.node.forward + self.blanks
 
 
-def _make_state(context: tuple[int, ...], bias: int, entries: tuple[_Entry, ...]) -> _State:
-    return _State(context, bias, entries, _log_sum(entry.forward for entry in entries))
+@dataclass(frozen=True)
+class _Link:
+    """A path suffix as a shared linked list (the A* shares tails between its partial paths)."""
+
+    arc: _Arc
+    node: _Node  # the node the arc leads into
+    rest: _Link | None
 
 
-def _trace(entry: _Entry) -> Hypothesis:
-    """The best single path into ``entry`` (not finalized)."""
-    arcs: list[tuple[_Node, _Arc]] = []
-    node = entry.node
-    while node.best is not None:
-        arcs.append((node, node.best))
-        node = node.best.source
-    arcs.reverse()
+def _path_hypothesis(steps: Sequence[tuple[_Arc, _Node]], end: _Arc) -> Hypothesis:
+    """A path (arcs in time order, each with the node it enters) plus its end arc → Hypothesis.
+
+    Blank-only arcs add to the next token's score; those after the last token stay in the total.
+    """
+    tokens: list[int] = []
+    frames: list[int] = []
+    token_acoustic: list[float] = []
+    token_context: list[float] = []
+    pending = 0.0
+    for arc, node in steps:
+        pending += arc.acoustic
+        if arc.token is not None:
+            tokens.append(arc.token)
+            frames.append(node.frame)
+            token_acoustic.append(pending)
+            token_context.append(arc.context)
+            pending = 0.0
+    acoustic = sum(arc.acoustic for arc, _ in steps) + end.acoustic
+    context = sum(arc.context for arc, _ in steps) + end.context
     return Hypothesis(
-        tuple(node.token for node, _ in arcs),
-        tuple(node.frame for node, _ in arcs),
-        entry.blanks + sum(arc.acoustic for _, arc in arcs),
-        sum(arc.context for _, arc in arcs),
-        tuple(arc.acoustic for _, arc in arcs),
-        tuple(arc.context for _, arc in arcs),
+        tuple(tokens), tuple(frames), acoustic, context, tuple(token_acoustic), tuple(token_context)
     )
+
+
+def _trace(state: _State) -> Hypothesis:
+    """The best single path into ``state`` (not finalized)."""
+    steps: list[tuple[_Arc, _Node]] = []
+    node = state.node
+    while node.best is not None:
+        steps.append((node.best, node))
+        node = node.best.source
+    steps.reverse()
+    return _path_hypothesis(steps, _Arc(state.node, None, state.blanks, 0.0))
+
+
+def _nodes_in_order(ends: Iterable[_Node]) -> list[_Node]:
+    """Every node some path to ``ends`` passes through, sources before the nodes they lead to."""
+    seen: dict[int, _Node] = {}
+    stack = list(ends)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        stack.extend(arc.source for arc in node.arcs)
+    return sorted(seen.values(), key=lambda node: node.order)
 
 
 # --------------------------------------------------------------------------- modified beam search
@@ -349,10 +384,12 @@ class ModifiedBeamSearch:
         """Start an utterance whose first encoder frame has stream index ``first_frame``."""
         self._first_frame = first_frame
         self._next_frame = first_frame
-        self._start = _Node(-1, first_frame - 1)
-        context = (self.options.blank_id,) * self.options.context_size
+        self._nodes_made = 1
+        blank = self.options.blank_id
+        self._start = _Node(blank, first_frame - 1, 0, [])
+        context = (blank,) * self.options.context_size
         bias = self.biasing.start_state() if self.biasing is not None else 0
-        self._beam = [_make_state(context, bias, (_Entry(self._start, 0.0),))]
+        self._beam = [_State(context, bias, self._start, 0.0)]
 
     @property
     def frames_done(self) -> int:
@@ -361,8 +398,7 @@ class ModifiedBeamSearch:
     @property
     def trailing_blank_frames(self) -> int:
         """Frames since the best hypothesis last emitted a token (the end-pointer reads this)."""
-        entry = self._best_state().best_entry
-        return self._next_frame - 1 - entry.node.frame
+        return self._next_frame - 1 - self._best_state().node.last_emit
 
     def advance(self, encoder_out: FloatArray) -> None:
         for frame in encoder_out:
@@ -409,15 +445,14 @@ class ModifiedBeamSearch:
     def _merge_into(self, key: tuple[tuple[int, ...], int], logp: FloatArray, bonus: FloatArray) -> _State:
         """The new beam state ``key``: every way into it this frame, summed."""
         context, bias = key
-        blank, frame = self.options.blank_id, self._next_frame
-        entries: list[_Entry] = []
-        token = context[-1]
-        node: _Node | None = None
+        blank, token = self.options.blank_id, context[-1]
+        arcs: list[_Arc] = []
+        carried: _State | None = None
         for row, state in enumerate(self._beam):
             if state.key == key:  # stays: blank
                 stay = float(logp[row, blank])
                 if stay != NEG_INF:
-                    entries.extend(_Entry(entry.node, entry.blanks + stay) for entry in state.entries)
+                    carried = _State(context, bias, state.node, state.blanks + stay)
             # Not `elif`: "a a" emitting "a" again comes back to its own key.
             if (
                 token != blank
@@ -425,22 +460,20 @@ class ModifiedBeamSearch:
                 and logp[row, token] != NEG_INF
                 and (self.biasing is None or self.biasing.forward(state.bias, token)[1] == bias)
             ):
-                if node is None:
-                    node = _Node(token, frame)
                 emit, gained = float(logp[row, token]), float(bonus[row, token])
-                node.arcs.extend(_Arc(entry.node, entry.blanks + emit, gained) for entry in state.entries)
-        if node is not None:
-            totals = [arc.source.forward + arc.acoustic + arc.context for arc in node.arcs]
-            node.forward = _log_sum(totals)
-            best = max(node.arcs, key=lambda arc: arc.source.viterbi + arc.acoustic + arc.context)
-            node.best = best
-            node.viterbi = best.source.viterbi + best.acoustic + best.context
-            entries.append(_Entry(node, 0.0))
-        return _make_state(context, bias, tuple(entries))
+                arcs.append(_Arc(state.node, token, state.blanks + emit, gained))
+        if not arcs:
+            assert carried is not None, "a target comes from a candidate with a finite score"
+            return carried
+        if carried is not None:
+            arcs.append(_Arc(carried.node, None, carried.blanks, 0.0))
+        node = _Node(token, self._next_frame, self._nodes_made, arcs)
+        self._nodes_made += 1
+        return _State(context, bias, node, 0.0)
 
     def fork(self) -> ModifiedBeamSearch:
-        """An independent copy. Cheap: beam states are immutable and lattice nodes only ever
-        gain arcs while they are being created, so the two searches can share them."""
+        """An independent copy. Cheap: beam states and lattice nodes never change once made, so
+        the two searches can share them."""
         return copy.copy(self)
 
     def _best_state(self) -> _State:
@@ -450,12 +483,12 @@ class ModifiedBeamSearch:
 
     def best(self) -> Hypothesis:
         """The running best: the best path into the most probable beam state (not finalized)."""
-        return _trace(self._best_state().best_entry)
+        return _trace(self._best_state())
 
     def current(self) -> list[Hypothesis]:
         """The running N-best: the best path into each beam state, most probable state first."""
         ordered = sorted(self._beam, key=lambda state: state.forward, reverse=True)
-        return [_trace(state.best_entry) for state in ordered]
+        return [_trace(state) for state in ordered]
 
     def nbest(self) -> list[Hypothesis]:
         """Up to ``options.nbest`` distinct token sequences from the lattice, best first.
@@ -463,105 +496,74 @@ class ModifiedBeamSearch:
         Each sequence's score sums all its alignments in the lattice; the biasing graph is
         finalized (unfinished matches taken back). Does not change the search: decoding can go on.
         """
-        finals: list[_Arc] = []
+        ends = []
         for state in self._beam:
             settle = self.biasing.finalize(state.bias) if self.biasing is not None else 0.0
-            finals.extend(_Arc(entry.node, entry.blanks, settle) for entry in state.entries)
+            ends.append(_Arc(state.node, None, state.blanks, settle))
         # Paths come best-alignment first, but a text's score sums its alignments: look at a
         # few more texts than asked for, then rank them by their summed scores.
         found: dict[tuple[int, ...], Hypothesis] = {}
-        for path in self._best_paths(finals):
+        for path in self._best_paths(ends):
             if path.tokens not in found:
                 found[path.tokens] = path
                 if len(found) >= 3 * self.options.nbest:
                     break
-        hypotheses = []
-        for tokens, path in found.items():
-            # The bonus depends on the tokens only, so the best alignment's bonus is the text's.
-            total = self._sequence_score(tokens, finals)
-            hypotheses.append(
-                Hypothesis(
-                    tokens,
-                    path.frames,
-                    total - path.context,
-                    path.context,
-                    path.token_acoustic,
-                    path.token_context,
-                )
-            )
+        scorer = _SequenceScorer(self._start, ends, self.options.blank_id)
+        # The bonus depends on the tokens only, so the best alignment's bonus is the text's.
+        hypotheses = [
+            replace(path, acoustic=scorer.score(tokens) - path.context) for tokens, path in found.items()
+        ]
         hypotheses.sort(key=lambda hypothesis: hypothesis.score, reverse=True)
         return hypotheses[: self.options.nbest]
 
-    def _best_paths(self, finals: list[_Arc]) -> Iterable[Hypothesis]:
+    def _best_paths(self, ends: list[_Arc]) -> Iterable[Hypothesis]:
         """Complete paths (alignments), best first: A* backwards from the end, where a node's
         Viterbi score is the exact bound on the rest."""
         tie = itertools.count()
-        heap: list[tuple[float, int, _Node, float, float, _Link | None]] = []
-        for arc in finals:
-            suffix = arc.acoustic + arc.context
-            bound = arc.source.viterbi + suffix
-            heapq.heappush(heap, (-bound, next(tie), arc.source, suffix, arc.context, None))
+        heap: list[tuple[float, int, _Node, float, _Arc, _Link | None]] = []
+        for end in ends:
+            suffix = end.acoustic + end.context
+            heapq.heappush(heap, (-(end.source.viterbi + suffix), next(tie), end.source, suffix, end, None))
         pops = 0
         while heap and pops < self.options.max_nbest_paths:
-            _, _, node, suffix, context, tail = heapq.heappop(heap)
+            _, _, node, suffix, end, tail = heapq.heappop(heap)
             pops += 1
             if node is self._start:
-                links = []
+                steps = []
                 while tail is not None:
-                    links.append(tail)
+                    steps.append((tail.arc, tail.node))
                     tail = tail.rest
-                yield Hypothesis(
-                    tuple(link.token for link in links),
-                    tuple(link.frame for link in links),
-                    suffix - context,
-                    context,
-                    tuple(link.acoustic for link in links),
-                    tuple(link.context for link in links),
-                )
+                yield _path_hypothesis(steps, end)
                 continue
             for arc in node.arcs:
                 score = suffix + arc.acoustic + arc.context
                 bound = arc.source.viterbi + score
-                extended = _Link(node.token, node.frame, arc.acoustic, arc.context, tail)
-                heapq.heappush(heap, (-bound, next(tie), arc.source, score, context + arc.context, extended))
+                heapq.heappush(heap, (-bound, next(tie), arc.source, score, end, _Link(arc, node, tail)))
 
-    def _sequence_score(self, tokens: tuple[int, ...], finals: list[_Arc]) -> float:
-        """Log-sum over every lattice path that emits exactly ``tokens``."""
-        positions: dict[int, list[int]] = {}
-        for position, token in enumerate(tokens, start=1):
-            positions.setdefault(token, []).append(position)
-        # into[(node, i)]: log-sum of paths from the start that end at `node` having emitted tokens[:i].
-        into: dict[tuple[int, int], float] = {(id(self._start), 0): 0.0}
-        for node in _nodes_in_frame_order([arc.source for arc in finals]):
-            for position in positions.get(node.token, ()):
-                into[(id(node), position)] = _log_sum(
-                    into.get((id(arc.source), position - 1), NEG_INF) + arc.acoustic + arc.context
-                    for arc in node.arcs
-                )
+
+class _SequenceScorer:
+    """Log-sum over every lattice path that emits exactly a given token sequence."""
+
+    def __init__(self, start: _Node, ends: list[_Arc], blank: int) -> None:
+        self.start, self.ends, self.blank = start, ends, blank
+        self.nodes = _nodes_in_order(end.source for end in ends)
+
+    def score(self, tokens: tuple[int, ...]) -> float:
+        # reach[node]: {i: log-sum of the paths from the start into `node` that emitted
+        # exactly tokens[:i]}. Only positions some path really reaches are ever visited.
+        reach: dict[int, dict[int, float]] = {id(self.start): {0: 0.0}}
+        for node in self.nodes:
+            terms: dict[int, list[float]] = {}
+            for arc in node.arcs:
+                for position, value in reach.get(id(arc.source), {}).items():
+                    if arc.token is not None:
+                        if position >= len(tokens) or tokens[position] != arc.token:
+                            continue
+                        position += 1
+                    terms.setdefault(position, []).append(value + arc.acoustic + arc.context)
+            if terms:
+                reach[id(node)] = {position: _log_sum(values) for position, values in terms.items()}
         return _log_sum(
-            into.get((id(arc.source), len(tokens)), NEG_INF) + arc.acoustic + arc.context for arc in finals
+            reach.get(id(end.source), {}).get(len(tokens), NEG_INF) + end.acoustic + end.context
+            for end in self.ends
         )
-
-
-@dataclass(frozen=True)
-class _Link:
-    """A path suffix as a shared linked list (the A* shares tails between its partial paths)."""
-
-    token: int
-    frame: int
-    acoustic: float
-    context: float
-    rest: _Link | None
-
-
-def _nodes_in_frame_order(ends: Iterable[_Node]) -> list[_Node]:
-    """Every node some path to ``ends`` passes through, sources before the nodes they lead to."""
-    seen: dict[int, _Node] = {}
-    stack = list(ends)
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen[id(node)] = node
-        stack.extend(arc.source for arc in node.arcs)
-    return sorted(seen.values(), key=lambda node: node.frame)
