@@ -183,7 +183,7 @@ def single_layer(
             if state in sample:
                 sample[state] = np.tanh(sample[state]).astype(np.float32)
         if kind == "concat":  # parts with different ranges, so concatenating must requantize
-            sample["b"] = sample["b"] * 4.0
+            sample["b"] = (4.0 * np.asarray(sample["b"], np.float32)).astype(np.float32)
         if kind == "embedding":
             sample["ids"] = rng.integers(0, 50, size=(1, 7)).astype(np.int32)
         data.append(sample)
