@@ -13,7 +13,7 @@ from assistant.asr.model_config import AsrModelConfig, StateTensor
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError, OnnxTransducer
 from assistant.asr.recognizer import PipelineRecognizer, RecognitionResult, StreamingRecognizer
 from assistant.asr.tokenizer import Tokenizer
-from assistant.frontend import LogMelExtractor
+from assistant.frontend import LogMelExtractor, StreamingNormalizer
 
 CHUNK = 8  # feature frames per encoder call in the fake: 2 encoder frames of 40 ms
 
@@ -318,3 +318,29 @@ def test_broken_model_directories_fail_with_clear_errors(tiny_model_dir: Path, t
     (broken / "config.json").write_text("{}")
     with pytest.raises(ModelFormatError, match="not a recognizer config"):
         OnnxTransducer(broken, use_int8=False)
+
+
+@pytest.mark.torch
+def test_runtime_greedy_equals_the_training_side_greedy_on_the_same_audio(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from models.rnnt.export import export_model, model_from_checkpoint
+    from models.rnnt.fixtures import random_tiny_checkpoint
+    from models.rnnt.model import greedy_decode
+
+    payload = random_tiny_checkpoint(tmp_path, seed=3)
+    export_model(payload, tmp_path / "asr")
+    reference_model = model_from_checkpoint(payload)
+    raw = audio_features(2.0)[:192]  # whole chunks: the reference sees no padding either
+    recognizer = StreamingRecognizer(tmp_path / "asr", use_int8=False, beam=1)
+    config = recognizer.config
+    normalised = StreamingNormalizer(
+        config.normalizer_stats, config.normalizer_time_constant_frames
+    ).normalize(raw)
+    with torch.no_grad():
+        (reference,) = greedy_decode(
+            reference_model, torch.tensor(normalised)[None], torch.tensor([len(raw)])
+        )
+    recognizer.accept_frames(raw)
+    result = recognizer.finalize()
+    assert reference  # the random network does say something
+    assert result.text == recognizer.tokenizer.decode(reference)
