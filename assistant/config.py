@@ -102,8 +102,8 @@ class WakeConfig(_Section):
         default=40,
         ge=20,
         le=80,
-        multiple_of=10,
-        description="How often the wake network runs (ms of audio per call; 20..80).",
+        multiple_of=20,
+        description="How often the wake network runs (ms of audio per call: 20, 40, 60 or 80).",
     )
     vad_gating: bool = Field(
         default=True,

@@ -5,8 +5,8 @@ explicit state, one call per hop (``hop_frames`` × 10 ms, 20–80 ms). Two thin
 without ever making it late:
 
 * **VAD gating.** While the VAD hears no speech (and for ``gate_tail_frames`` after the last
-  speech frame) the network does not run; the detector only keeps the last
-  ``receptive_field_frames - 1`` frames. When speech starts it restarts from a zero state and
+  speech frame) the network does not run; the detector only keeps the frames the next output
+  could depend on (its receptive field). When speech starts it restarts from a zero state and
   replays those frames first, so every frame it scores sees exactly the inputs an ungated
   detector would have seen: the scores, and so the detections, are the same frames.
 * **Muting** (Hermes ``toggleOff``) skips the network altogether; unmuting resumes with the
@@ -74,8 +74,10 @@ class WakeDetector:
         gate_tail_frames: int = 50,
         threads: int = 1,
     ) -> None:
-        if not 2 <= hop_frames <= 8:
-            raise ValueError(f"hop_frames must be 2..8 (20–80 ms), got {hop_frames}")
+        if not 2 <= hop_frames <= 8 or hop_frames % config.subsampling:
+            raise ValueError(
+                f"hop_frames must be 2..8 (20–80 ms) and a multiple of {config.subsampling}, got {hop_frames}"
+            )
         if config.feature_config != FEATURES:
             raise WakeModelError(
                 f"{model_path}: trained on features {config.features}, the front end computes "
@@ -92,7 +94,7 @@ class WakeDetector:
         self.trigger = Trigger(
             config.threshold_for(sensitivity) if threshold is None else threshold, refractory_frames
         )
-        self._history_frames = config.receptive_field_frames - 1
+        self._history_frames = config.receptive_field_frames - config.subsampling
         self._n_mels = int(config.features["n_mels"])
         self._muted = False
         self.frames_run = 0  # frames the network actually processed, replays included
@@ -180,16 +182,20 @@ class WakeDetector:
     ) -> FloatArray:
         """Per-frame scores of a whole stream from a fresh state, hop by hop as ``accept`` runs them.
 
-        Gated frames score 0. Used by evaluation to sweep thresholds over one pass.
+        Gated frames, and a last part-step the network cannot take, score 0. Used by evaluation to
+        sweep thresholds over one pass.
         """
         self.reset()
         frames, flags = self._checked(log_mel_frames, vad_speech_flags)
+        usable = len(frames) - len(frames) % self.config.subsampling
         parts = [
-            self._advance(frames[start : start + self.hop_frames], flags[start : start + self.hop_frames])
-            for start in range(0, len(frames), self.hop_frames)
+            self._advance(frames[start:stop], flags[start:stop])
+            for start in range(0, usable, self.hop_frames)
+            for stop in [min(usable, start + self.hop_frames)]
         ]
+        parts.append(np.zeros(len(frames) - usable, dtype=np.float32))
         self.reset()
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        return np.concatenate(parts)
 
     # ------------------------------------------------------------------ internals
 
@@ -205,7 +211,7 @@ class WakeDetector:
         return frames, flags
 
     def _zero_state(self) -> FloatArray:
-        return np.zeros((1, self.config.channels, self.config.state_frames), dtype=np.float32)
+        return np.zeros((1, self.config.channels, self.config.state_steps), dtype=np.float32)
 
     def _advance(self, frames: FloatArray, flags: BoolArray) -> FloatArray:
         """Score one chunk (gated or not) and move the stream on by its length."""
@@ -237,9 +243,9 @@ class WakeDetector:
             ["logits", "state_out"], {"features": frames[None, :, :], "state": self._state}
         )
         self.frames_run += len(frames)
-        probabilities: FloatArray = (1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float32)[0]))).astype(
-            np.float32
-        )
+        per_step = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float32)[0]))
+        # every frame of a step gets the step's score: the trigger works in 10 ms frames
+        probabilities: FloatArray = np.repeat(per_step, self.config.subsampling).astype(np.float32)
         return probabilities
 
     def _remember(self, frames: FloatArray) -> None:

@@ -4,18 +4,19 @@ Export writes it twice: as ``models/wake/<wakeword_id>/wake.json`` and as ONNX m
 ``assistant_wake_config``), so a stray ONNX file still says what it is.
 
 ONNX interface (float32): ``features`` ``[1, T, n_mels]`` raw log-mel frames from
-:mod:`assistant.frontend` (the model normalises them itself) and ``state`` ``[1, channels,
-state_frames]`` → ``logits`` ``[1, T]`` (one per frame; the wake probability is their sigmoid)
-and ``state_out``. Zeros are the initial state; feeding chunks one after another equals the
-whole stream, and a frame's logit depends only on the last ``receptive_field_frames`` frames.
+:mod:`assistant.frontend` (the model normalises them itself; T a multiple of ``subsampling``)
+and ``state`` ``[1, channels, state_steps]`` → ``logits`` ``[1, T / subsampling]`` (one per
+step of ``subsampling`` frames; the wake probability is their sigmoid) and ``state_out``. Zeros
+are the initial state; feeding chunks one after another equals the whole stream, and a step's
+logit depends only on the last ``receptive_field_frames`` frames.
 
 Sensitivity is mapped through ``operating_points``: thresholds measured at export time on
 held-out positives and negative streams, each with the false-reject rate and false accepts
 per hour it gave there. Sensitivity 0.5 is the default operating point.
 
 >>> points = [OperatingPoint(sensitivity=0.0, threshold=0.9), OperatingPoint(sensitivity=1.0, threshold=0.5)]
->>> config = WakeModelConfig(phrase="hey jarvis", wakeword_id="hey_jarvis", channels=8, state_frames=4,
-...                          receptive_field_frames=5, operating_points=points)
+>>> config = WakeModelConfig(phrase="hey jarvis", wakeword_id="hey_jarvis", channels=8, state_steps=4,
+...                          receptive_field_frames=10, operating_points=points)
 >>> round(config.threshold_for(0.25), 3)
 0.8
 """
@@ -60,8 +61,9 @@ class WakeModelConfig(BaseModel):
         default_factory=lambda: FEATURES.__dict__.copy(),
         description="FeatureConfig fields the model was trained with.",
     )
+    subsampling: int = Field(default=2, ge=1, description="10 ms frames per output step.")
     channels: int = Field(gt=0, description="Channels of the state tensor.")
-    state_frames: int = Field(ge=0, description="Frames of the state tensor (sum of the causal pads).")
+    state_steps: int = Field(ge=0, description="Steps in the state tensor (the sum of the causal pads).")
     receptive_field_frames: int = Field(gt=0, description="How many past frames one output depends on.")
     parameters: int = Field(default=0, ge=0, description="Trainable parameters of the network.")
     operating_points: list[OperatingPoint] = Field(

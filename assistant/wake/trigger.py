@@ -45,18 +45,24 @@ class Trigger:
     def update(self, scores: npt.NDArray[np.float32], first_index: int) -> list[WakeDetection]:
         """Scores of consecutive frames starting at stream frame ``first_index`` → detections."""
         detections: list[WakeDetection] = []
-        above = scores >= self.threshold
+        above = np.asarray(scores) >= self.threshold
         if not above.any():  # the common case: nothing near the threshold
             self._armed = True
             return detections
-        for offset in range(len(scores)):
-            index = first_index + offset
-            if not above[offset]:
-                self._armed = True
-            elif self._armed and index >= self._next_allowed:
-                detections.append(WakeDetection(index, float(scores[offset])))
+        # Work on runs of frames at or above the threshold: hours of scores sweep quickly.
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], above, [False]]).astype(np.int8)))
+        for start, stop in zip(edges[0::2], edges[1::2], strict=True):
+            if start > 0:
+                self._armed = True  # a frame below the threshold came first
+            if not self._armed:
+                continue
+            fire_at = max(first_index + int(start), self._next_allowed)
+            if fire_at < first_index + int(stop):
+                detections.append(WakeDetection(fire_at, float(scores[fire_at - first_index])))
                 self._armed = False
-                self._next_allowed = index + self.refractory_frames
+                self._next_allowed = fire_at + self.refractory_frames
+        if edges[-1] < len(scores):
+            self._armed = True
         return detections
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +44,19 @@ def export_onnx(net: WakeNet, path: Path, metadata: dict[str, str]) -> None:
     state = net.zero_state(1)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(
-            _Step(net),
-            (features, state),
-            str(raw),
-            input_names=["features", "state"],
-            output_names=["logits", "state_out"],
-            dynamic_axes={"features": {1: "frames"}, "logits": {1: "frames"}},
-            opset_version=17,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # the TorchScript exporter is deprecated but still the one that handles the state I/O plainly
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                _Step(net),
+                (features, state),
+                str(raw),
+                input_names=["features", "state"],
+                output_names=["logits", "state_out"],
+                dynamic_axes={"features": {1: "frames"}, "logits": {1: "frames"}},
+                opset_version=17,
+                dynamo=False,
+            )
         model = onnx.load(str(raw))
     for key, value in metadata.items():
         entry = model.metadata_props.add()
@@ -69,9 +73,9 @@ def check_parity(net: WakeNet, path: Path, seconds: float = 3.0, chunk: int = 4)
     frames = int(seconds * 100)
     features = (rng.standard_normal((1, frames, net.config.n_mels)) * 3 - 8).astype(np.float32)
     with torch.no_grad():
-        expected = net(torch.from_numpy(features)).numpy()[0]
+        expected = net.step(torch.from_numpy(features), net.zero_state(1))[0].numpy()[0]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    state = np.zeros((1, net.config.channels, net.config.state_frames), np.float32)
+    state = np.zeros((1, net.config.channels, net.config.state_steps), np.float32)
     outputs = []
     for start in range(0, frames, chunk):
         logits, state = session.run(None, {"features": features[:, start : start + chunk], "state": state})
@@ -95,8 +99,9 @@ def export(
         phrase=phrase,
         wakeword_id=wakeword_id,
         channels=net.config.channels,
-        state_frames=net.config.state_frames,
-        receptive_field_frames=net.config.receptive_field,
+        subsampling=net.config.subsampling,
+        state_steps=net.config.state_steps,
+        receptive_field_frames=net.config.receptive_field_frames,
         parameters=net.parameter_count(),
         operating_points=operating_points,
         training={**training, "network": net.config.to_dict()},

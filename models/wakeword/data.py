@@ -1,0 +1,502 @@
+"""Examples for one wake phrase, made from synthetic speech alone (plus real non-wake recordings).
+
+Two stages:
+
+1. **Units** (:func:`synthesize_units`): clean utterances from the corpus engines. The phrase in
+   every training voice (espeak-ng, flite, festival, Kokoro stock and, when given, the corpus
+   build's generated Kokoro speakers), confusable phrases, ordinary chatter and commands without
+   the phrase, and the training half of ``shared/data/real/wake-negatives``. Each voice is either
+   ``train`` or ``val`` (a stable hash), and the reserved evaluation voices (joe, slt) are refused.
+2. **Examples** (:func:`make_examples`): fixed-length clips that look like a stretch of an
+   always-on stream. A positive has the phrase ending between 55 % and 97 % of the clip,
+   sometimes after other speech, sometimes running straight into a command; a negative holds
+   chatter, confusables, real recordings, music-like audio, or only noise. Then the room, the
+   background (real noise, coloured noise, babble, music), the microphone and the level, all
+   from :mod:`models.corpus.augment`. Each example is stored as log-mel frames (the shared front
+   end) with the frames where the phrase starts and ends.
+
+Evaluation-only data never enters here: the reserved voices are refused and the real
+negatives are split by :func:`real_negative_split` (even-numbered files are evaluation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant.frontend import log_mel
+from models.corpus import augment
+from models.corpus.engines import Engines, Voice, classic_training_voices, is_native_kokoro, is_reserved
+from models.corpus.fetch_voices import VoiceAssets
+from models.wakeword.music import music_like
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 160
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+REAL_NEGATIVES = SHARED_DATA / "real" / "wake-negatives"
+Audio = npt.NDArray[np.float32]
+
+
+# ----------------------------------------------------------------------------------------- text
+
+
+def phrase_words(text: str) -> list[str]:
+    return re.sub(r"[^a-z' ]+", " ", text.lower()).split()
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    """True when ``phrase``'s words occur adjacent and in order in ``text``."""
+    words, target = phrase_words(text), phrase_words(phrase)
+    return any(words[i : i + len(target)] == target for i in range(len(words) - len(target) + 1))
+
+
+def phrase_variants(phrase: str) -> list[str]:
+    """Written forms that make the engines say the phrase with different prosody."""
+    words = phrase.split()
+    title = " ".join(w.capitalize() for w in words)
+    variants = [phrase, f"{title}!", f"{title}.", f"{phrase}?", f"{title},"]
+    if len(words) > 1:
+        variants.append(f"{words[0].capitalize()}, {' '.join(words[1:])}.")
+    return variants
+
+
+def confusables_for(phrase: str) -> list[str]:
+    """Hard negatives: the corpus's confusables for "hey jarvis" and the phrase's own parts.
+
+    Anything that contains the phrase is dropped (for the one-word "jarvis" model, "jarvis" and
+    "hey jarvis" are positives, not confusables).
+    """
+    from models.corpus.text import confusable_phrases
+
+    words = phrase_words(phrase)
+    parts = [" ".join(words[:i]) for i in range(1, len(words))] + [
+        " ".join(words[i:]) for i in range(1, len(words))
+    ]
+    lead_ins = [f"{lead} {words[-1]}" for lead in ("okay", "say", "hi", "the", "a")]
+    candidates = [*confusable_phrases(), *parts, *lead_ins]
+    return [c for c in dict.fromkeys(candidates) if c and not contains_phrase(c, phrase)]
+
+
+def negative_texts(phrase: str, seed: int, count: int) -> list[str]:
+    """Chatter/TV sentences and assistant commands (two to one) that never say the phrase."""
+    from models.corpus.names import train_names
+    from models.corpus.text import generate_negative_sentences, generate_sentences
+
+    chatter = generate_negative_sentences(seed, count - count // 3)
+    commands = [s.text for s in generate_sentences(seed + 1, count // 3, train_names())]
+    return [t for t in chatter + commands if not contains_phrase(t, phrase)]
+
+
+# ----------------------------------------------------------------------------------- real audio
+
+
+def real_negative_split(path: Path, index_in_folder: int) -> str:
+    """``eval`` for even-numbered files, else ``train``.
+
+    A file named by a number uses that number; the UUID-named files (``computer/``) use their
+    position in the sorted folder listing, so both folders split in half the same fixed way.
+    """
+    number = int(path.stem) if path.stem.isdigit() else index_in_folder
+    return "eval" if number % 2 == 0 else "train"
+
+
+def real_negative_files(split: str, root: Path = REAL_NEGATIVES) -> list[Path]:
+    """The real non-wake recordings of one half (``train`` or ``eval``); empty when absent."""
+    files: list[Path] = []
+    if not root.is_dir():
+        return files
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        audio = sorted(p for p in folder.iterdir() if p.suffix in (".wav", ".flac"))
+        files += [p for i, p in enumerate(audio) if real_negative_split(p, i) == split]
+    return files
+
+
+def load_audio(path: Path) -> Audio:
+    import soundfile as sf
+
+    from models.corpus.engines import to_16k
+
+    audio, rate = sf.read(path, dtype="float32")
+    return to_16k(audio, rate)
+
+
+# ---------------------------------------------------------------------------------------- units
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    """Every knob of the data in one place (stored with the model)."""
+
+    phrase: str
+    seed: int = 0
+    classic_voices: int = 160  # espeak-ng/flite/festival identities (of ~820)
+    kokoro_voices: int = 54  # stock Kokoro packs (0 without `make voices`)
+    generated_voices: int = 0  # generated Kokoro speakers from the corpus build's selection
+    renditions_per_voice: int = 2  # phrase syntheses per voice (different prosody)
+    confusable_voices: int = 3  # voices per confusable phrase
+    sentences: int = 600  # negative sentences (one voice each)
+    kokoro_sentence_share: float = 0.3  # share of sentences spoken by Kokoro (slow, natural)
+    real_negatives: bool = True
+    validation_share: float = 0.12  # voices held out for the operating points
+    example_s: float = 3.0
+    positives_per_unit: int = 4  # augmented examples per phrase rendition
+    negative_examples: int = 4000
+    val_negative_examples: int = 600
+
+    def cache_key(self) -> str:
+        units = {k: v for k, v in asdict(self).items() if k not in ("positives_per_unit",)}
+        units = {k: v for k, v in units.items() if "examples" not in k and k != "example_s"}
+        return hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Unit:
+    """One clean utterance. ``kind``: phrase, confusable, sentence or real."""
+
+    audio: Audio
+    text: str
+    voice: str
+    kind: str
+    split: str
+
+
+def voice_split(voice_name: str, validation_share: float) -> str:
+    digest = int(hashlib.sha256(voice_name.encode()).hexdigest()[:8], 16)
+    return "val" if digest % 1000 < validation_share * 1000 else "train"
+
+
+def training_voices(
+    recipe: DataRecipe, assets: VoiceAssets, generated: Sequence[dict[str, Any]] = ()
+) -> list[Voice]:
+    """The voices a recipe asks for: a seeded sample of classic ones, Kokoro native first."""
+    rng = np.random.default_rng([recipe.seed, 1])
+    classic = classic_training_voices()
+    picked = [classic[int(i)] for i in rng.permutation(len(classic))[: recipe.classic_voices]]
+    if recipe.kokoro_voices and assets.kokoro_ready():
+        stock = sorted(p.stem for p in assets.kokoro_packs.glob("*.bin"))
+        stock.sort(key=lambda name: not is_native_kokoro(name))
+        picked += [Voice("kokoro", name) for name in stock[: recipe.kokoro_voices]]
+    picked += [Voice("kokoro", g["voice_id"]) for g in generated[: recipe.generated_voices]]
+    for voice in picked:
+        if is_reserved(voice):
+            raise ValueError(f"{voice.name} is reserved for evaluation and must not be trained on")
+    return picked
+
+
+def _trimmed(audio: Audio) -> Audio:
+    from models.corpus.build import trim_silence
+
+    return trim_silence(audio)
+
+
+def synthesize_units(
+    recipe: DataRecipe,
+    assets: VoiceAssets,
+    generated: Sequence[dict[str, Any]] = (),
+    progress: Callable[[str], None] | None = None,
+) -> list[Unit]:
+    """Speak everything the recipe asks for (the slow stage; cached by :func:`load_or_make_units`)."""
+    rng = np.random.default_rng([recipe.seed, 2])
+    voices = training_voices(recipe, assets, generated)
+    units: list[Unit] = []
+    with tempfile.TemporaryDirectory(prefix="wake-units-") as workdir:
+        engines = Engines(assets, Path(workdir))
+        if generated:
+            from models.corpus.kokoro_voices import build_pack, native_indices, stock_packs
+
+            names, packs = stock_packs(assets)
+            for g in generated[: recipe.generated_voices]:
+                # the corpus build keeps {"voice_id", "recipe": {...}}; a bare recipe works too
+                pack = build_pack(g.get("recipe") or g, packs, native_indices(names))
+                engines.get("kokoro").register(g["voice_id"], pack)
+
+        def speak(text: str, voice: Voice, kind: str) -> None:
+            try:
+                audio = engines.synthesize(text, voice, np.random.default_rng(int(rng.integers(2**31))))
+            except Exception as error:  # one engine failing on one text must not stop the build
+                if progress:
+                    progress(f"skip {voice.name} {text!r}: {error}")
+                return
+            clean = _trimmed(audio.audio)
+            if len(clean) > FRAME_SAMPLES * 10:
+                units.append(
+                    Unit(clean, text, voice.name, kind, voice_split(voice.name, recipe.validation_share))
+                )
+
+        variants = phrase_variants(recipe.phrase)
+        for number, voice in enumerate(voices):
+            for _ in range(recipe.renditions_per_voice):
+                speak(str(rng.choice(variants)), voice, "phrase")
+            if progress and number % 20 == 0:
+                progress(f"phrase: {number}/{len(voices)} voices")
+        classic = [v for v in voices if v.engine != "kokoro"]
+        kokoro = [v for v in voices if v.engine == "kokoro"]
+        for text in confusables_for(recipe.phrase):
+            for index in rng.choice(
+                len(voices), size=min(recipe.confusable_voices, len(voices)), replace=False
+            ):
+                speak(text, voices[int(index)], "confusable")
+        if progress:
+            progress(f"confusables done: {len(units)} units")
+        for text in negative_texts(recipe.phrase, recipe.seed + 3, recipe.sentences):
+            pool = kokoro if kokoro and rng.random() < recipe.kokoro_sentence_share else classic or kokoro
+            speak(text, pool[int(rng.integers(len(pool)))], "sentence")
+        if progress:
+            progress(f"sentences done: {len(units)} units")
+    if recipe.real_negatives:
+        for path in real_negative_files("train"):
+            units.append(
+                Unit(
+                    load_audio(path),
+                    path.parent.name,
+                    f"real:{path.parent.name}",
+                    "real",
+                    voice_split(path.name, recipe.validation_share),
+                )
+            )
+    return units
+
+
+def save_units(path: Path, units: Sequence[Unit]) -> None:
+    pcm = [np.clip(np.round(u.audio * 32767), -32768, 32767).astype(np.int16) for u in units]
+    offsets = np.cumsum([0, *(len(p) for p in pcm)])
+    meta = [{"text": u.text, "voice": u.voice, "kind": u.kind, "split": u.split} for u in units]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        pcm=np.concatenate(pcm) if pcm else np.zeros(0, np.int16),
+        offsets=offsets,
+        meta=json.dumps(meta),
+    )
+
+
+def load_units(path: Path) -> list[Unit]:
+    with np.load(path) as data:
+        pcm, offsets, meta = data["pcm"], data["offsets"], json.loads(str(data["meta"]))
+    return [
+        Unit(
+            pcm[offsets[i] : offsets[i + 1]].astype(np.float32) / 32768.0,
+            m["text"],
+            m["voice"],
+            m["kind"],
+            m["split"],
+        )
+        for i, m in enumerate(meta)
+    ]
+
+
+def load_or_make_units(
+    recipe: DataRecipe,
+    cache_dir: Path,
+    assets: VoiceAssets,
+    generated: Sequence[dict[str, Any]] = (),
+    progress: Callable[[str], None] | None = None,
+) -> list[Unit]:
+    path = cache_dir / f"units-{recipe.cache_key()}.npz"
+    if path.exists():
+        return load_units(path)
+    save_units(path, synthesize_units(recipe, assets, generated, progress))
+    return load_units(path)  # the 16-bit copy: a first run trains on what later runs load
+
+
+# ------------------------------------------------------------------------------------- examples
+
+
+@dataclass
+class Examples:
+    """Log-mel clips with their labels; ``end_frame`` is -1 for negatives."""
+
+    features: npt.NDArray[np.float16]  # [N, T, n_mels]
+    start_frame: npt.NDArray[np.int32]
+    end_frame: npt.NDArray[np.int32]
+    kind: list[str] = field(default_factory=list)
+
+    @property
+    def positive(self) -> npt.NDArray[np.bool_]:
+        return self.end_frame >= 0
+
+    def __len__(self) -> int:
+        return len(self.end_frame)
+
+
+@dataclass
+class Backgrounds:
+    """What the mixer draws from: real noise, rooms, babble sources."""
+
+    noise: dict[str, Audio]
+    rirs: list[Audio]
+    babble: list[Audio]
+
+    @classmethod
+    def make(
+        cls, units: Sequence[Unit], rng: np.random.Generator, split: str, rooms: int = 24
+    ) -> Backgrounds:
+        from models.corpus.build import load_noise
+
+        rirs = [augment.simulated_rir(rng)[0] for _ in range(rooms)]
+        babble = [u.audio for u in units if u.kind == "sentence"][:200]
+        return cls(load_noise("train" if split == "train" else "dev"), rirs, babble)
+
+
+def _place(canvas: Audio, audio: Audio, end: int) -> None:
+    """Add ``audio`` so that it ends at sample ``end`` (cropped at the canvas edges)."""
+    start = end - len(audio)
+    lo, hi = max(0, start), min(len(canvas), end)
+    if hi > lo:
+        canvas[lo:hi] += audio[lo - start : hi - start]
+
+
+def _normalised(audio: Audio, rng: np.random.Generator) -> Audio:
+    rms = float(np.sqrt(np.mean(audio**2))) + 1e-9
+    return (audio * (0.1 * 10 ** (rng.uniform(-6, 6) / 20) / rms)).astype(np.float32)
+
+
+def _speaker(audio: Audio, rng: np.random.Generator) -> Audio:
+    """Speed (tempo + pitch) and sometimes vocal tract and pitch, from the corpus augmentation."""
+    if rng.random() < 0.7:
+        audio, _ = augment.speed_perturb(audio, round(float(rng.uniform(0.85, 1.18)), 3))
+    if rng.random() < 0.1:
+        audio, _ = augment.formant_pitch_shift(
+            audio, round(float(rng.uniform(0.88, 1.15)), 3), round(float(rng.uniform(0.8, 1.25)), 3)
+        )
+    return audio
+
+
+def _background(length: int, rng: np.random.Generator, bank: Backgrounds) -> Audio:
+    kind = rng.choice(["real", "colour", "babble", "music"], p=[0.45, 0.2, 0.15, 0.2])
+    if kind == "real" and bank.noise:
+        return augment.fit_noise(bank.noise[str(rng.choice(sorted(bank.noise)))], length, rng).astype(
+            np.float32
+        )
+    if kind == "babble" and len(bank.babble) >= 3:
+        return augment.babble(bank.babble, length, rng, int(rng.integers(3, 7)))
+    if kind == "music":
+        return music_like(rng, length / SAMPLE_RATE)
+    return augment.synthetic_noise(str(rng.choice(["white", "pink", "brown"])), length, rng)
+
+
+def _finish(canvas: Audio, rng: np.random.Generator, bank: Backgrounds, snr_db: tuple[float, float]) -> Audio:
+    """Room → background → microphone → level → clipping, as in the corpus chain."""
+    speech = bool(np.any(canvas))
+    if speech and bank.rirs and rng.random() < 0.3:
+        canvas = augment.reverberate(canvas, bank.rirs[int(rng.integers(len(bank.rirs)))])
+    if not speech:
+        canvas = _background(len(canvas), rng, bank) * float(10 ** rng.uniform(-3, 0))
+    elif rng.random() < 0.75:
+        canvas, _ = augment.add_noise(
+            canvas, _background(len(canvas), rng, bank), float(rng.uniform(*snr_db)), rng
+        )
+    if rng.random() < 0.25:
+        canvas, _ = augment.microphone(canvas, rng)
+    if np.any(canvas):
+        canvas = augment.level(canvas, float(rng.uniform(-30, -1)))
+    if rng.random() < 0.02:
+        canvas, _ = augment.clip(canvas, float(rng.uniform(1, 6)))
+    return canvas.astype(np.float32)
+
+
+def positive_clip(
+    phrase: Unit, others: Sequence[Unit], length: int, rng: np.random.Generator, bank: Backgrounds
+) -> tuple[Audio, int, int]:
+    """A clip with the phrase in it; returns audio and the phrase's first and last sample."""
+    audio = _normalised(_speaker(phrase.audio, rng), rng)[-int(length * 0.9) :]
+    end = int(rng.uniform(0.55, 0.97) * length)
+    end = max(end, len(audio) + FRAME_SAMPLES)
+    canvas = np.zeros(length, np.float32)
+    _place(canvas, audio, end)
+    start = end - len(audio)
+    if others and rng.random() < 0.3:  # other speech before it
+        before = _normalised(others[int(rng.integers(len(others)))].audio, rng)
+        _place(canvas, before, start - int(rng.uniform(0.1, 0.8) * SAMPLE_RATE))
+    if others and rng.random() < 0.4:  # "hey jarvis turn on the lights", no pause
+        after = _normalised(others[int(rng.integers(len(others)))].audio, rng)
+        _place(canvas, after, end + int(rng.uniform(0.0, 0.3) * SAMPLE_RATE) + len(after))
+    return _finish(canvas, rng, bank, (3.0, 30.0)), start, end
+
+
+def negative_clip(
+    pool: dict[str, list[Unit]], length: int, rng: np.random.Generator, bank: Backgrounds
+) -> tuple[Audio, str]:
+    """A clip without the phrase: speech of some kind, music, or background only."""
+    weights = {"sentence": 0.35, "confusable": 0.3, "real": 0.15, "music": 0.08, "none": 0.12}
+    kinds = [k for k in weights if k in ("music", "none") or pool.get(k)]
+    p = np.array([weights[k] for k in kinds])
+    kind = str(rng.choice(kinds, p=p / p.sum()))
+    canvas = np.zeros(length, np.float32)
+    if kind == "music":
+        canvas = music_like(rng, length / SAMPLE_RATE) * 0.3
+    elif kind != "none":
+        for _ in range(1 if rng.random() < 0.7 else 2):
+            units = pool[kind]
+            unit = _normalised(_speaker(units[int(rng.integers(len(units)))].audio, rng), rng)
+            _place(canvas, unit, int(rng.uniform(0.35, 1.1) * length))
+    return _finish(canvas, rng, bank, (0.0, 25.0)), kind
+
+
+def _frames(audio: Audio, length: int) -> npt.NDArray[np.float16]:
+    features = log_mel(audio)
+    return features[: length // FRAME_SAMPLES].astype(np.float16)
+
+
+def make_examples(
+    units: Sequence[Unit],
+    split: str,
+    recipe: DataRecipe,
+    rng: np.random.Generator,
+    negatives: int,
+    progress: Callable[[str], None] | None = None,
+) -> Examples:
+    """Positives (``positives_per_unit`` per phrase rendition of the split) and ``negatives``."""
+    length = int(recipe.example_s * SAMPLE_RATE)
+    mine = [u for u in units if u.split == split]
+    phrases = [u for u in mine if u.kind == "phrase"]
+    pool = {kind: [u for u in mine if u.kind == kind] for kind in ("sentence", "confusable", "real")}
+    others = pool["sentence"] + pool["confusable"]
+    bank = Backgrounds.make(mine, rng, split)
+    features, starts, ends, kinds = [], [], [], []
+    total = len(phrases) * recipe.positives_per_unit + negatives
+    for phrase in phrases:
+        for _ in range(recipe.positives_per_unit):
+            audio, start, end = positive_clip(phrase, others, length, rng, bank)
+            features.append(_frames(audio, length))
+            starts.append(start // FRAME_SAMPLES)
+            ends.append(min(end // FRAME_SAMPLES, length // FRAME_SAMPLES - 1))
+            kinds.append("phrase")
+        if progress and len(features) % 500 < recipe.positives_per_unit:
+            progress(f"{split} examples {len(features)}/{total}")
+    for number in range(negatives):
+        audio, kind = negative_clip(pool, length, rng, bank)
+        features.append(_frames(audio, length))
+        starts.append(-1)
+        ends.append(-1)
+        kinds.append(kind)
+        if progress and number % 500 == 499:
+            progress(f"{split} examples {len(features)}/{total}")
+    return Examples(
+        features=np.stack(features) if features else np.zeros((0, length // FRAME_SAMPLES, 80), np.float16),
+        start_frame=np.asarray(starts, np.int32),
+        end_frame=np.asarray(ends, np.int32),
+        kind=kinds,
+    )
+
+
+def summary(units: Iterable[Unit]) -> dict[str, Any]:
+    """Counts by split and kind, and the voices used, for the model card."""
+    counts: dict[str, int] = {}
+    voices: set[str] = set()
+    seconds = 0.0
+    for u in units:
+        counts[f"{u.split}/{u.kind}"] = counts.get(f"{u.split}/{u.kind}", 0) + 1
+        seconds += len(u.audio) / SAMPLE_RATE
+        if u.kind == "phrase":
+            voices.add(u.voice)
+    return {"units": dict(sorted(counts.items())), "phrase_voices": len(voices), "audio_s": round(seconds, 1)}

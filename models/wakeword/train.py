@@ -1,0 +1,298 @@
+"""Train a wake model for one phrase from synthetic speech, calibrate it, export it.
+
+``python -m models.wakeword.train --phrase "hey computer"`` (what ``make train-wake`` runs)
+synthesizes the data (cached under ``data/wake/``), trains :class:`WakeNet` with a max-pooling
+loss, measures operating points on held-out voices and writes ``models/wake/<id>/``.
+
+The loss, per clip: a positive must fire somewhere near the end of its phrase (the largest
+logit in ``[end - before, end + after]`` is pushed up: the network picks its own moment); a
+negative must not fire anywhere (its largest logit is pushed down, plus a small push on every
+frame). Frames of a positive before the middle of the phrase count as negative (half a phrase,
+"hey jar…", must not fire); later frames are free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from assistant.wake.model_config import CONFIG_FILE
+from models.corpus.fetch_voices import VoiceAssets
+from models.wakeword import calibrate
+from models.wakeword.data import DataRecipe, Examples, load_or_make_units, make_examples, summary
+from models.wakeword.export import export
+from models.wakeword.network import WakeNet, WakeNetConfig
+
+REFRACTORY_FRAMES = 200
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 4000
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-3
+    positive_share: float = 0.35  # of each batch
+    before_end: int = 25  # frames before the phrase end where a positive may fire
+    after_end: int = 30  # frames after it
+    frame_loss_weight: float = 0.2  # the push on every negative frame, next to the max-pooled one
+    seed: int = 0
+    threads: int = 1
+    log_every: int = 200
+
+
+PROFILES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    # (DataRecipe overrides, TrainConfig overrides, WakeNetConfig overrides)
+    "tiny": (
+        dict(
+            classic_voices=12,
+            kokoro_voices=0,
+            renditions_per_voice=3,
+            confusable_voices=1,
+            sentences=150,
+            real_negatives=False,
+            positives_per_unit=3,
+            negative_examples=400,
+            val_negative_examples=60,
+            validation_share=0.2,
+            example_s=2.0,
+        ),
+        dict(steps=300, batch_size=32, learning_rate=5e-3, log_every=50),
+        dict(channels=16),
+    ),
+    "small": (
+        dict(
+            classic_voices=120,
+            kokoro_voices=40,
+            renditions_per_voice=2,
+            confusable_voices=2,
+            sentences=300,
+            kokoro_sentence_share=0.15,
+            positives_per_unit=4,
+            negative_examples=3000,
+            val_negative_examples=900,
+        ),
+        dict(steps=2000),
+        dict(channels=48),
+    ),
+    "full": ({}, {}, {}),
+}
+
+
+def wakeword_id_for(phrase: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def clip_loss(
+    logits: torch.Tensor, start: torch.Tensor, end: torch.Tensor, config: TrainConfig
+) -> torch.Tensor:
+    """Max-pooling loss over a batch of clips (``end < 0`` marks a negative)."""
+    frames = torch.arange(logits.shape[1], device=logits.device)[None, :]
+    positive = end >= 0
+    window = (
+        positive[:, None]
+        & (frames >= (end - config.before_end)[:, None])
+        & (frames <= (end + config.after_end)[:, None])
+    )
+    middle = start + (end - start) // 2
+    negative_frames = ~positive[:, None] | (frames < middle[:, None])
+    very_negative = torch.tensor(-1e4, device=logits.device)
+    pos_peak = torch.where(window, logits, very_negative).max(dim=1).values
+    neg_peak = torch.where(negative_frames, logits, very_negative).max(dim=1).values
+    per_frame = (F.softplus(logits) * negative_frames).sum(dim=1) / negative_frames.sum(dim=1).clamp(min=1)
+    loss_pos = F.softplus(-pos_peak)[positive].mean() if positive.any() else logits.sum() * 0
+    has_negative = negative_frames.any(dim=1)
+    loss_neg = (F.softplus(neg_peak) + config.frame_loss_weight * per_frame)[has_negative].mean()
+    return loss_pos + loss_neg
+
+
+def feature_stats(examples: Examples) -> tuple[torch.Tensor, torch.Tensor]:
+    frames = examples.features[:: max(1, len(examples) // 500)].reshape(-1, examples.features.shape[2])
+    frames = frames.astype(np.float32)
+    return torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0) + 1e-3)
+
+
+def train(examples: Examples, net_config: WakeNetConfig, config: TrainConfig, log: Any = print) -> WakeNet:
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    net = WakeNet(net_config)
+    mean, std = feature_stats(examples)
+    net.feature_mean.copy_(mean)
+    net.feature_std.copy_(std)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
+    )
+    positives = np.flatnonzero(examples.positive)
+    negatives = np.flatnonzero(~examples.positive)
+    n_pos = min(len(positives), round(config.batch_size * config.positive_share))
+    started = time.time()
+    running = 0.0
+    net.train()
+    for step in range(1, config.steps + 1):
+        batch = np.concatenate(
+            [rng.choice(positives, n_pos), rng.choice(negatives, config.batch_size - n_pos)]
+        )
+        features = torch.from_numpy(examples.features[batch].astype(np.float32))
+        loss = clip_loss(
+            net(features),
+            torch.from_numpy(examples.start_frame[batch]).long(),
+            torch.from_numpy(examples.end_frame[batch]).long(),
+            config,
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+        running += float(loss.detach())
+        if step % config.log_every == 0 or step == config.steps:
+            done = step % config.log_every or config.log_every
+            log(f"step {step}/{config.steps} loss {running / done:.4f} ({time.time() - started:.0f} s)")
+            running = 0.0
+    return net.eval()
+
+
+@torch.no_grad()
+def frame_scores(net: WakeNet, features: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Per-frame probabilities of clips ``[N, T, n_mels]``, each from a fresh state."""
+    net.eval()
+    out = [
+        torch.sigmoid(net(torch.from_numpy(features[i : i + batch].astype(np.float32)))).numpy()
+        for i in range(0, len(features), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, features.shape[1]), np.float32)
+
+
+def validation_curve(net: WakeNet, examples: Examples, config: TrainConfig) -> list[calibrate.DetPoint]:
+    """DET curve on held-out voices: positives hit within their window, negatives as one stream."""
+    scores = frame_scores(net, examples.features)
+    windows = [
+        scores[i, max(0, examples.start_frame[i]) : examples.end_frame[i] + config.after_end + 1]
+        for i in np.flatnonzero(examples.positive)
+    ]
+    negative_track = scores[~examples.positive].reshape(-1)
+    hours = negative_track.size / 360000.0
+    return calibrate.det_curve(windows, [negative_track], hours=hours, refractory_frames=REFRACTORY_FRAMES)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def run(
+    phrase: str,
+    out_dir: Path,
+    work_dir: Path,
+    recipe: DataRecipe,
+    net_config: WakeNetConfig,
+    config: TrainConfig,
+    assets: VoiceAssets,
+    generated: list[dict[str, Any]] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Data → training → calibration → export; returns what went into the model's ``training``."""
+    started_cpu, started = time.process_time(), time.time()
+    units = load_or_make_units(recipe, work_dir / wakeword_id_for(phrase), assets, generated or [], log)
+    log(f"units: {json.dumps(summary(units))}")
+    rng = np.random.default_rng([recipe.seed, 5])
+    train_examples = make_examples(units, "train", recipe, rng, recipe.negative_examples, log)
+    val_examples = make_examples(units, "val", recipe, rng, recipe.val_negative_examples, log)
+    log(
+        f"examples: train {len(train_examples)} ({int(train_examples.positive.sum())} positive), "
+        f"val {len(val_examples)} ({int(val_examples.positive.sum())} positive)"
+    )
+    net = train(train_examples, net_config, config, log)
+    curve = validation_curve(net, val_examples, config)
+    points = calibrate.operating_points(curve)
+    default = next(p for p in points if p.sensitivity == 0.5)
+    negative_hours = float((~val_examples.positive).sum() * val_examples.features.shape[1] / 360000.0)
+    training = {
+        "phrase": phrase,
+        "recipe": asdict(recipe),
+        "train": asdict(config),
+        "data": summary(units),
+        "examples": {"train": len(train_examples), "val": len(val_examples)},
+        "wall_s": round(time.time() - started, 1),
+        "cpu_s_main_process": round(time.process_time() - started_cpu, 1),
+        "command": " ".join(sys.argv),
+    }
+    metrics = {
+        "validation": {
+            "what": "held-out training-pool voices (not the reserved joe/slt), ungated, refractory 2 s",
+            "positives": int(val_examples.positive.sum()),
+            "negative_hours": round(negative_hours, 3),
+            "default_threshold": default.threshold,
+            "false_reject_rate": default.false_reject_rate,
+            "false_accepts_per_hour": default.false_accepts_per_hour,
+        }
+    }
+    export(
+        net,
+        out_dir,
+        phrase=phrase,
+        wakeword_id=out_dir.name,
+        operating_points=points,
+        training=training,
+        metrics=metrics,
+    )
+    log(
+        f"wrote {out_dir / CONFIG_FILE}: validation FRR {default.false_reject_rate:.3f} at "
+        f"{default.false_accepts_per_hour:.2f} FA/h (threshold {default.threshold:.4f}, "
+        f"{negative_hours:.2f} h negatives)"
+    )
+    return training
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phrase", default="hey jarvis")
+    parser.add_argument("--wakeword-id", help="default: the phrase with underscores (hey_jarvis)")
+    parser.add_argument("--out", type=Path, help="default: models/wake/<wakeword-id>")
+    parser.add_argument("--work", type=Path, default=Path("data/wake"), help="cache of synthesized units")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--steps", type=int, help="override the profile's training steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--voices", type=Path, default=Path("data/voices"), help="`make voices` output")
+    parser.add_argument(
+        "--generated-voices",
+        type=Path,
+        help="the corpus build's voices/kokoro_generated.json: its kept Kokoro speakers join the pool",
+    )
+    args = parser.parse_args(argv)
+    data_overrides, train_overrides, net_overrides = PROFILES[args.profile]
+    recipe = replace(DataRecipe(phrase=args.phrase, seed=args.seed), **data_overrides)
+    generated: list[dict[str, Any]] = []
+    if args.generated_voices:
+        generated = json.loads(args.generated_voices.read_text())["kept"]
+        recipe = replace(recipe, generated_voices=len(generated))
+    config = replace(TrainConfig(seed=args.seed, threads=args.threads), **train_overrides)
+    if args.steps:
+        config = replace(config, steps=args.steps)
+    net_config = replace(WakeNetConfig(), **net_overrides)
+    wakeword_id = args.wakeword_id or wakeword_id_for(args.phrase)
+    out_dir = args.out or Path("models/wake") / wakeword_id
+
+    def log(message: str) -> None:
+        print(f"[train-wake {wakeword_id}] {message}", file=sys.stderr, flush=True)
+
+    run(args.phrase, out_dir, args.work, recipe, net_config, config, VoiceAssets(args.voices), generated, log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
