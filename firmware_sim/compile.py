@@ -39,7 +39,7 @@ from firmware_sim.quantize import (
 
 Array = NDArray[Any]
 Sample = dict[str, Array]
-PRUNABLE_OPS = (Op.LINEAR, Op.CONV1D, Op.LSTM, Op.GRU)
+PRUNABLE_OPS = (Op.LINEAR, Op.CONV1D, Op.CONV2D, Op.LSTM, Op.GRU)
 
 
 class CompileError(ValueError):
@@ -294,23 +294,24 @@ class _Importer:
 
     def _op_Conv(self, node: Any, attrs: dict[str, Any], where: str) -> None:
         weight = self._static(node.input[1], where)
-        if weight.ndim != 3:
-            raise CompileError(f"{where}: only 1-D convolutions (weights [Cout, Cin/group, K]) are supported")
+        spatial = weight.ndim - 2
+        if spatial not in (1, 2):
+            raise CompileError(f"{where}: only 1-D and 2-D convolutions are supported")
         if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             raise CompileError(f"{where}: auto_pad is not supported; export with explicit pads")
-        pads = tuple(int(p) for p in attrs.get("pads", (0, 0)))
+        pads = tuple(int(p) for p in attrs.get("pads", (0,) * (2 * spatial)))
+        strides = tuple(int(v) for v in attrs.get("strides", (1,) * spatial))
+        dilations = tuple(int(v) for v in attrs.get("dilations", (1,) * spatial))
         bias = -1
         if len(node.input) > 2 and node.input[2]:
             bias = self.constant(node.input[2], self._static(node.input[2], where))
-        self.emit(
-            Op.CONV1D,
-            (self.activation(node.input[0]), self.constant(node.input[1], weight), bias),
-            (self.new_activation(node.output[0]),),
-            stride=int(attrs.get("strides", (1,))[0]),
-            dilation=int(attrs.get("dilations", (1,))[0]),
-            pads=pads,
-            group=int(attrs.get("group", 1)),
-        )
+        ins = (self.activation(node.input[0]), self.constant(node.input[1], weight), bias)
+        outs = (self.new_activation(node.output[0]),)
+        group = int(attrs.get("group", 1))
+        if spatial == 1:
+            self.emit(Op.CONV1D, ins, outs, stride=strides[0], dilation=dilations[0], pads=pads, group=group)
+        else:
+            self.emit(Op.CONV2D, ins, outs, strides=strides, dilations=dilations, pads=pads, group=group)
 
     def _recurrent(self, node: Any, attrs: dict[str, Any], where: str, op: Op) -> None:
         if attrs.get("layout", 0) or attrs.get("clip") is not None or attrs.get("input_forget", 0):
@@ -367,14 +368,48 @@ class _Importer:
         self._recurrent(node, attrs, where, Op.GRU)
 
     def _op_Gather(self, node: Any, attrs: dict[str, Any], where: str) -> None:
-        table = self.value(node.input[0])
-        if not isinstance(table, np.ndarray) or table.ndim != 2 or attrs.get("axis", 0) != 0:
-            raise CompileError(
-                f"{where}: only Gather of rows of a constant table (an embedding) is supported"
+        data, indices = self.value(node.input[0]), self.value(node.input[1])
+        axis = int(attrs.get("axis", 0))
+        if isinstance(data, np.ndarray) and indices is None:
+            if data.ndim != 2 or axis != 0:
+                raise CompileError(f"{where}: a constant table must be [V, D] gathered along axis 0")
+            table_id = self.constant(node.input[0], data)
+            self.emit(
+                Op.EMBEDDING,
+                (table_id, self.activation(node.input[1])),
+                (self.new_activation(node.output[0]),),
             )
-        table_id = self.constant(node.input[0], table)
+            return
+        if data is None and isinstance(indices, np.ndarray) and indices.ndim <= 1:
+            self.emit(
+                Op.GATHER,
+                (self.activation(node.input[0]),),
+                (self.new_activation(node.output[0]),),
+                axis=axis,
+                indices=tuple(int(i) for i in indices.reshape(-1)),
+                scalar=int(indices.ndim == 0),
+            )
+            return
+        raise CompileError(f"{where}: only embeddings (constant table, id input) and constant-index Gather")
+
+    def _op_Slice(self, node: Any, attrs: dict[str, Any], where: str) -> None:
+        if len(node.input) > 1:
+            starts, ends = self._static(node.input[1], where), self._static(node.input[2], where)
+            axes = self._static(node.input[3], where) if len(node.input) > 3 and node.input[3] else None
+            steps = self._static(node.input[4], where) if len(node.input) > 4 and node.input[4] else None
+        else:  # opset < 10: attributes
+            starts, ends = np.array(attrs["starts"]), np.array(attrs["ends"])
+            axes, steps = (np.array(attrs["axes"]) if "axes" in attrs else None), None
+        count = len(starts)
+        limit = 2**62  # ONNX writes "to the end" as INT64_MAX; Python slices clamp any large value
         self.emit(
-            Op.EMBEDDING, (table_id, self.activation(node.input[1])), (self.new_activation(node.output[0]),)
+            Op.SLICE,
+            (self.activation(node.input[0]),),
+            (self.new_activation(node.output[0]),),
+            starts=tuple(int(np.clip(v, -limit, limit)) for v in starts),
+            ends=tuple(int(np.clip(v, -limit, limit)) for v in ends),
+            axes=tuple(int(v) for v in (axes if axes is not None else range(count))),
+            steps=tuple(int(v) for v in (steps if steps is not None else [1] * count)),
         )
 
     # -------------------------------------------------------------- elementwise and shape ops

@@ -39,8 +39,10 @@ from firmware_sim import fixedpoint as fx
 from firmware_sim.cost import CostModel, Counters
 from firmware_sim.image import ParsedImage, load_image, parse_image, serialize, stored_positions
 from firmware_sim.network import (
+    CONV_OPS,
     GATES,
     Array,
+    ConvGeometry,
     ExecutionError,
     Layer,
     Network,
@@ -48,7 +50,7 @@ from firmware_sim.network import (
     apply_shape_op,
     check_ids,
     check_input,
-    conv1d_patches,
+    conv_patches,
     reduced_axes,
     time_steps,
 )
@@ -283,7 +285,7 @@ class Executor:
     def _plan(self, layer: Layer) -> _Plan:
         plan = _Plan()
         op, ins, outs = layer.op, layer.inputs, layer.outputs
-        if op in (Op.LINEAR, Op.CONV1D):
+        if op in (Op.LINEAR, *CONV_OPS):
             rows = (self.network.tensors[ins[1]].shape[0],)
             plan.multiplier(
                 "out", self._scale(ins[0]) * self._row_scales(ins[1], rows) / self._scale(outs[0])
@@ -426,26 +428,27 @@ def _linear(step: _Step) -> list[Array]:
     return [step.write(y.reshape(*x.shape[:-1], weight.shape[0]))]
 
 
-def _conv1d(step: _Step) -> list[Array]:
+def _conv(step: _Step) -> list[Array]:
     x, weight, bias = step.input(0), step.input(1), step.optional(2)
     group = step.layer.attr_int("group")
-    out_channels, per_group_in, kernel = weight.shape
-    if x.ndim != 3 or x.shape[1] != per_group_in * group:
-        raise ExecutionError(f"Conv1d input {x.shape} does not match weight {weight.shape} (group {group})")
+    out_channels, per_group_in = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    if x.ndim != 2 + len(kernel) or x.shape[1] != per_group_in * group:
+        raise ExecutionError(f"{step.layer.op.name} input {x.shape} does not match weight {weight.shape}")
     per_group = out_channels // group
     parts = []
     for g in range(group):
-        patches = conv1d_patches(x, step.layer, kernel, group, g)  # address generation, no copies counted
-        batch, length, depth = patches.shape
+        patches = conv_patches(x, step.layer, kernel, g)  # address generation: no copies counted
+        batch, positions, depth = patches.shape
         w = weight[g * per_group : (g + 1) * per_group].reshape(per_group, depth)
-        parts.append(
-            step.mac.matmul(w, patches.reshape(batch * length, depth)).reshape(batch, length, per_group)
-        )
-    acc = np.concatenate(parts, axis=-1)
+        rows = patches.reshape(batch * positions, depth)
+        parts.append(step.mac.matmul(w, rows).reshape(batch, positions, per_group))
+    acc = np.concatenate(parts, axis=-1)  # [B, positions, Cout]
     m, s = step.plan.multipliers["out"]
     bias64 = None if bias is None else step.read(bias).astype(np.int64)
     y = step.vector.saturate8(step.vector.requantize(acc, m, s, bias64))
-    return [step.write(np.ascontiguousarray(y.transpose(0, 2, 1)))]
+    out = ConvGeometry.of(step.layer).output_shape(tuple(x.shape[2:]), kernel)
+    return [step.write(np.ascontiguousarray(y.transpose(0, 2, 1)).reshape(x.shape[0], out_channels, *out))]
 
 
 def _recurrent_setup(step: _Step, gates: int) -> tuple[Array, Array, Array, IntArray, int, int]:
@@ -572,7 +575,7 @@ def _table(step: _Step) -> list[Array]:
 def _shape(step: _Step) -> list[Array]:
     x = step.input(0)
     y = apply_shape_op(step.layer, x)
-    if step.layer.op is Op.TRANSPOSE:  # the others only relabel the same bytes
+    if step.layer.op in (Op.TRANSPOSE, Op.SLICE, Op.GATHER):  # the others only relabel the same bytes
         step.read(x)
         step.vector.move(y)
         step.write(y)
@@ -621,7 +624,8 @@ def _concat(step: _Step) -> list[Array]:
 
 _HANDLERS: dict[Op, Callable[[_Step], list[Array]]] = {
     Op.LINEAR: _linear,
-    Op.CONV1D: _conv1d,
+    Op.CONV1D: _conv,
+    Op.CONV2D: _conv,
     Op.LSTM: _lstm,
     Op.GRU: _gru,
     Op.EMBEDDING: _embedding,
@@ -637,4 +641,6 @@ _HANDLERS: dict[Op, Callable[[_Step], list[Array]]] = {
     Op.REDUCE_MEAN: _reduce_mean,
     Op.REDUCE_MAX: _reduce_max,
     Op.CONCAT: _concat,
+    Op.SLICE: _shape,
+    Op.GATHER: _shape,
 }

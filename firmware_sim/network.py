@@ -81,6 +81,9 @@ class Op(enum.IntEnum):
     REDUCE_MEAN = 15  # attrs axes, keepdims (pooling over words or frames)
     REDUCE_MAX = 16  # attrs axes, keepdims
     CONCAT = 17  # inputs 1..255, attr axis
+    CONV2D = 18  # x[B, Cin, H, W], weight[Cout, Cin/group, kH, kW], bias? -> y[B, Cout, H', W']
+    SLICE = 19  # attrs starts, ends, axes, steps (ONNX semantics, constants)
+    GATHER = 20  # attrs axis, indices, scalar (1: one index, the axis is dropped)
 
 
 class Direction(enum.IntEnum):
@@ -131,6 +134,9 @@ OP_SPECS: Mapping[Op, OpSpec] = MappingProxyType(
         Op.REDUCE_MEAN: OpSpec(1, 1, 1, attrs=("axes", "keepdims")),
         Op.REDUCE_MAX: OpSpec(1, 1, 1, attrs=("axes", "keepdims")),
         Op.CONCAT: OpSpec(1, 255, 1, attrs=("axis",)),
+        Op.CONV2D: OpSpec(3, 3, 1, attrs=("strides", "dilations", "pads", "group"), mac=True),
+        Op.SLICE: OpSpec(1, 1, 1, attrs=("starts", "ends", "axes", "steps")),
+        Op.GATHER: OpSpec(1, 1, 1, attrs=("axis", "indices", "scalar")),
     }
 )
 
@@ -400,10 +406,14 @@ def _check_layer(network: Network, layer: Layer, where: str, quantized: bool) ->
             raise NetworkError(f"{where}: tensor {tensors[index].name!r} must be {names}")
 
     int8 = DType.INT8 if quantized else DType.FLOAT32
-    if layer.op in (Op.LINEAR, Op.CONV1D):
+    if layer.op in (Op.LINEAR, Op.CONV1D, Op.CONV2D):
         weight = need_constant(1)
         if layer.op is Op.CONV1D and len(weight.shape) != 3:
             raise NetworkError(f"{where}: Conv1d weight must be [Cout, Cin/group, K]")
+        if layer.op is Op.CONV2D and len(weight.shape) != 4:
+            raise NetworkError(f"{where}: Conv2d weight must be [Cout, Cin/group, kH, kW]")
+        if layer.op in (Op.CONV1D, Op.CONV2D) and weight.shape[0] % layer.attr_int("group"):
+            raise NetworkError(f"{where}: {weight.shape[0]} output channels do not split into groups")
         if layer.op is Op.LINEAR and len(weight.shape) != 2:
             raise NetworkError(f"{where}: Linear weight must be [N, K]")
         if layer.inputs[2] >= 0:
@@ -433,7 +443,7 @@ def _check_layer(network: Network, layer: Layer, where: str, quantized: bool) ->
             raise NetworkError(f"{where}: the embedding table must be [V, D]")
         need_dtype(layer.inputs[0], int8)
         need_dtype(layer.inputs[1], DType.INT32)
-    elif quantized and layer.op not in (Op.RESHAPE, Op.TRANSPOSE, Op.SQUEEZE, Op.UNSQUEEZE):
+    elif quantized and layer.op not in MOVE_OPS:
         for index in layer.inputs:
             need_dtype(index, DType.INT8)
     if quantized:
@@ -458,14 +468,6 @@ def reshape_target(in_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[i
     return tuple(target)
 
 
-def conv1d_output_length(length: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int]) -> int:
-    span = dilation * (kernel - 1) + 1
-    out = (length + pads[0] + pads[1] - span) // stride + 1
-    if out < 1:
-        raise ExecutionError(f"Conv1d input of length {length} is shorter than the kernel span {span}")
-    return out
-
-
 def check_input(tensor: Tensor, inputs: Mapping[str, Array]) -> Array:
     """The value given for graph input ``tensor``, checked against its dtype and static dims."""
     if tensor.name not in inputs:
@@ -487,18 +489,78 @@ def check_ids(ids: Array, vocabulary: int) -> None:
         )
 
 
-def conv1d_patches(x: Array, layer: Layer, kernel: int, group: int, g: int) -> Array:
-    """im2col for group ``g``: ``[B, Lout, Cin/group * K]`` (channel-major, then tap)."""
-    stride, dilation = layer.attr_int("stride"), layer.attr_int("dilation")
-    pads = layer.attr_ints("pads")
-    batch, channels, length = x.shape
-    out_length = conv1d_output_length(length, kernel, stride, dilation, (pads[0], pads[1]))
-    per_group = channels // group
-    padded = np.zeros((batch, per_group, length + pads[0] + pads[1]), x.dtype)
-    padded[:, :, pads[0] : pads[0] + length] = x[:, g * per_group : (g + 1) * per_group]
-    taps = np.arange(out_length)[:, None] * stride + np.arange(kernel)[None, :] * dilation
-    patches = padded[:, :, taps]  # [B, Cin/g, Lout, K]
-    return patches.transpose(0, 2, 1, 3).reshape(batch, out_length, per_group * kernel)
+CONV_OPS = (Op.CONV1D, Op.CONV2D)
+MOVE_OPS = (Op.RESHAPE, Op.TRANSPOSE, Op.SQUEEZE, Op.UNSQUEEZE, Op.SLICE, Op.GATHER)  # move values only
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Strides, dilations and pads of a convolution, one entry per spatial dim."""
+
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pads_begin: tuple[int, ...]
+    pads_end: tuple[int, ...]
+    group: int
+
+    @classmethod
+    def of(cls, layer: Layer) -> ConvGeometry:
+        pads = layer.attr_ints("pads")
+        if layer.op is Op.CONV1D:
+            return cls(
+                (layer.attr_int("stride"),),
+                (layer.attr_int("dilation"),),
+                pads[:1],
+                pads[1:2],
+                layer.attr_int("group"),
+            )
+        return cls(
+            layer.attr_ints("strides"),
+            layer.attr_ints("dilations"),
+            pads[:2],
+            pads[2:4],
+            layer.attr_int("group"),
+        )
+
+    def output_shape(self, spatial: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[int, ...]:
+        out = []
+        for size, k, stride, dilation, begin, end in zip(
+            spatial, kernel, self.strides, self.dilations, self.pads_begin, self.pads_end, strict=True
+        ):
+            span = dilation * (k - 1) + 1
+            length = (size + begin + end - span) // stride + 1
+            if length < 1:
+                raise ExecutionError(f"convolution input {spatial} is smaller than the kernel span {span}")
+            out.append(length)
+        return tuple(out)
+
+
+def conv_patches(x: Array, layer: Layer, kernel: tuple[int, ...], g: int) -> Array:
+    """im2col for group ``g``: ``[B, positions, Cin/group * prod(kernel)]`` (channel, then taps).
+
+    ``x`` is ``[B, Cin, L]`` (Conv1d) or ``[B, Cin, H, W]`` (Conv2d); padding is zeros.
+    """
+    geometry = ConvGeometry.of(layer)
+    batch, channels = x.shape[:2]
+    spatial = tuple(x.shape[2:])
+    if len(spatial) != len(kernel):
+        raise ExecutionError(f"{layer.op.name} input {x.shape} does not match a {len(kernel)}-D kernel")
+    out = geometry.output_shape(spatial, kernel)
+    per_group = channels // geometry.group
+    part = x[:, g * per_group : (g + 1) * per_group]
+    padded = np.pad(part, ((0, 0), (0, 0), *zip(geometry.pads_begin, geometry.pads_end, strict=True)))
+    taps = [
+        np.arange(n)[:, None] * stride + np.arange(k)[None, :] * dilation
+        for n, k, stride, dilation in zip(out, kernel, geometry.strides, geometry.dilations, strict=True)
+    ]
+    if len(kernel) == 1:
+        patches = padded[:, :, taps[0]]  # [B, C, L', K]
+        patches = patches.transpose(0, 2, 1, 3)
+    else:
+        rows, cols = taps
+        patches = padded[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # [B, C, H', W', kH, kW]
+        patches = patches.transpose(0, 2, 3, 1, 4, 5)
+    return patches.reshape(batch, int(np.prod(out)), per_group * int(np.prod(kernel)))
 
 
 def time_steps(layer: Layer, direction: int, steps: int) -> range:
@@ -515,7 +577,25 @@ def reduced_axes(layer: Layer, rank: int) -> tuple[int, ...]:
 
 
 def apply_shape_op(layer: Layer, x: Array) -> Array:
-    """Reshape/Transpose/Squeeze/Unsqueeze: moves values, computes nothing (shared by both modes)."""
+    """The ``MOVE_OPS``: they move values and compute nothing (shared by every mode)."""
+    if layer.op is Op.SLICE:
+        index = [slice(None)] * x.ndim
+        for start, end, axis, step in zip(
+            layer.attr_ints("starts"),
+            layer.attr_ints("ends"),
+            layer.attr_ints("axes"),
+            layer.attr_ints("steps"),
+            strict=True,
+        ):
+            index[axis % x.ndim] = slice(start, end, step)
+        return np.ascontiguousarray(x[tuple(index)])
+    if layer.op is Op.GATHER:
+        axis = layer.attr_int("axis") % x.ndim
+        indices = np.array(layer.attr_ints("indices"), np.int64)
+        if np.any((indices < -x.shape[axis]) | (indices >= x.shape[axis])):
+            raise ExecutionError(f"Gather index {indices.tolist()} out of range for axis of {x.shape[axis]}")
+        taken = np.take(x, indices[0] if layer.attr_int("scalar") else indices, axis=axis)
+        return np.ascontiguousarray(taken)
     if layer.op is Op.RESHAPE:
         return x.reshape(reshape_target(x.shape, layer.attr_ints("shape")))
     if layer.op is Op.TRANSPOSE:

@@ -36,7 +36,9 @@ from numpy.typing import NDArray
 
 from firmware_sim import fixedpoint as fx
 from firmware_sim.network import (
+    CONV_OPS,
     GATES,
+    MOVE_OPS,
     DType,
     Layer,
     Network,
@@ -51,7 +53,6 @@ Array = NDArray[np.generic]
 
 GATE_RANGE_LIMIT = 8.0  # |pre-activation| beyond which sigmoid and tanh are flat to within 2**-9
 MIN_RANGE = 1e-6  # a tensor that is always 0 still gets a usable scale
-SHAPE_OPS = (Op.RESHAPE, Op.TRANSPOSE, Op.SQUEEZE, Op.UNSQUEEZE)
 
 
 class QuantizeError(ValueError):
@@ -127,6 +128,7 @@ def quantize_bias(values: Array, scales: NDArray[np.float64]) -> NDArray[np.int3
 @dataclass(frozen=True)
 class QuantizeOptions:
     per_channel: bool = True  # one weight scale per output row instead of per tensor
+    tie_states: bool = True  # streaming state inputs take their <name>_out output's representation
 
 
 class _Builder:
@@ -166,13 +168,53 @@ class _Builder:
         return tensor.quant.per_tensor_scale
 
 
+STATE_OUTPUT_SUFFIX = "_out"  # the ASR export contract: state input <name>, its next value <name>_out
+
+
+def tied_states(network: Network) -> list[tuple[str, str]]:
+    """(input, output) name pairs of streaming states: graph input ``x`` and graph output ``x_out``."""
+    outputs = set(network.output_names())
+    return [
+        (name, name + STATE_OUTPUT_SUFFIX)
+        for name in network.input_names()
+        if name + STATE_OUTPUT_SUFFIX in outputs
+    ]
+
+
 def quantize(
     network: Network, calibration: Calibration, options: QuantizeOptions = QuantizeOptions()
 ) -> Network:
-    """The int8 network for float ``network``, with activation scales from ``calibration``."""
+    """The int8 network for float ``network``, with activation scales from ``calibration``.
+
+    A streaming state (graph input ``x`` with graph output ``x_out``) gets the representation of its
+    output, so a chunk's int8 output state is the next chunk's input as it is. The output's scale
+    can depend on the input's (a cache that is a slice of its own input), so this repeats until
+    they agree (a few rounds at most); ``tie_states=False`` leaves both calibrated independently.
+    """
     network.validate()
     if network.is_quantized:
         raise QuantizeError("the network is already quantized")
+    pairs = tied_states(network) if options.tie_states else []
+    overrides: dict[str, Quant] = {}
+    for _ in range(4):
+        result = _quantize_once(network, calibration, options, overrides)
+        wanted = {}
+        for name, output in pairs:
+            source, target = result.tensors[result.index_of(name)], result.tensors[result.index_of(output)]
+            if source.dtype == target.dtype == DType.INT8 and target.quant is not None:
+                wanted[name] = target.quant
+        if (
+            wanted == {k: overrides[k] for k in wanted if k in overrides}
+            and wanted.keys() <= overrides.keys()
+        ):
+            return result
+        overrides = wanted
+    return result
+
+
+def _quantize_once(
+    network: Network, calibration: Calibration, options: QuantizeOptions, overrides: Mapping[str, Quant]
+) -> Network:
     builder = _Builder(network)
     state_inputs = {i for layer in network.layers if layer.op in GATES for i in layer.inputs[4:]}
     for index in network.inputs:
@@ -181,6 +223,8 @@ def quantize(
             continue  # the recurrent layer gives it the hidden/cell state's representation
         if tensor.dtype == DType.INT32:
             builder.activation(index, DType.INT32, None)
+        elif tensor.name in overrides:
+            builder.activation(index, DType.INT8, overrides[tensor.name])
         else:
             builder.activation(
                 index, DType.INT8, Quant.per_tensor(activation_scale(calibration.tensor(index)))
@@ -232,7 +276,7 @@ def _quantize_layer(
         index = layer.outputs[slot]
         builder.activation(index, DType.INT8, Quant.per_tensor(activation_scale(calibration.tensor(index))))
 
-    if op in (Op.LINEAR, Op.CONV1D):
+    if op in (Op.LINEAR, *CONV_OPS):
         weight = constant(1)
         assert weight.data is not None
         rows = weight.shape[0] if options.per_channel else 1
@@ -267,7 +311,7 @@ def _quantize_layer(
     for slot, index in enumerate(layer.inputs):  # elementwise: constant operands become int8 tensors
         tensor = source.tensors[index]
         if tensor.data is not None:
-            if op in SHAPE_OPS:
+            if op in MOVE_OPS:
                 raise QuantizeError(f"{op.name} of a constant: fold it before quantizing")
             q, scales = quantize_weight(tensor.data, 1)
             inputs[slot] = builder.put(

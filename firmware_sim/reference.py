@@ -40,7 +40,9 @@ from numpy.typing import NDArray
 
 from firmware_sim import fixedpoint as fx
 from firmware_sim.network import (
+    CONV_OPS,
     GATES,
+    ConvGeometry,
     DType,
     ExecutionError,
     Layer,
@@ -50,7 +52,7 @@ from firmware_sim.network import (
     apply_shape_op,
     check_ids,
     check_input,
-    conv1d_patches,
+    conv_patches,
     reduced_axes,
     time_steps,
 )
@@ -136,37 +138,39 @@ def _linear(network: Network, layer: Layer, values: dict[int, Array]) -> list[Ar
     return [fx.saturate_int8(_rq_rows(acc, factors))]
 
 
-def _conv1d_acc(x: Array, weight: Array, bias: Array | None, layer: Layer, as_int: bool) -> NDArray[Any]:
+def _conv_acc(x: Array, weight: Array, bias: Array | None, layer: Layer, as_int: bool) -> NDArray[Any]:
+    """Convolution as im2col + matrix product: ``[B, Cout, *out]`` (exact integers when ``as_int``)."""
     group = layer.attr_int("group")
-    out_channels, _, kernel = weight.shape
-    if x.ndim != 3 or x.shape[1] != weight.shape[1] * group:
-        raise ExecutionError(f"Conv1d input {x.shape} does not match weight {weight.shape} (group {group})")
+    out_channels, per_group_in = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    if x.ndim != 2 + len(kernel) or x.shape[1] != per_group_in * group:
+        raise ExecutionError(
+            f"{layer.op.name} input {x.shape} does not match weight {weight.shape} (group {group})"
+        )
     per_group = out_channels // group
-
-    def cast(a: Array) -> NDArray[Any]:
-        return np.asarray(a, np.float64)
-
     parts = []
     for g in range(group):
-        columns = cast(conv1d_patches(x, layer, kernel, group, g))
-        w = cast(weight[g * per_group : (g + 1) * per_group].reshape(per_group, -1))
+        columns = np.asarray(conv_patches(x, layer, kernel, g), np.float64)
+        w = np.asarray(weight[g * per_group : (g + 1) * per_group].reshape(per_group, -1), np.float64)
         parts.append(columns @ w.T)
-    acc: NDArray[Any] = np.concatenate(parts, axis=-1)  # [B, Lout, Cout]; exact integers (see int_matmul)
+    acc: NDArray[Any] = np.concatenate(parts, axis=-1)  # [B, positions, Cout]
     if as_int:
         acc = np.rint(acc).astype(np.int64)
     if bias is not None:
-        acc = acc + (_int64(bias) if as_int else cast(bias))
-    return acc
+        acc = acc + (_int64(bias) if as_int else np.asarray(bias, np.float64))
+    out = ConvGeometry.of(layer).output_shape(tuple(x.shape[2:]), kernel)
+    return acc.transpose(0, 2, 1).reshape(x.shape[0], out_channels, *out)
 
 
-def _conv1d(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
+def _conv(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
     x_id, w_id, b_id = layer.inputs
     (y_id,) = layer.outputs
     weight = values[w_id]
-    acc = _conv1d_acc(values[x_id], weight, values[b_id] if b_id >= 0 else None, layer, as_int=True)
+    acc = _conv_acc(values[x_id], weight, values[b_id] if b_id >= 0 else None, layer, as_int=True)
     scales = _quant(network, w_id).scales_for(network.tensors[w_id].shape[:1])
     factors = _scale(network, x_id) * scales / _scale(network, y_id)
-    return [fx.saturate_int8(_rq_rows(_int64(acc), factors)).transpose(0, 2, 1)]
+    per_channel = np.moveaxis(_int64(acc), 1, -1)  # requantize along the channel axis
+    return [np.ascontiguousarray(np.moveaxis(fx.saturate_int8(_rq_rows(per_channel, factors)), -1, 1))]
 
 
 class RecurrentScales:
@@ -346,7 +350,8 @@ def _concat(network: Network, layer: Layer, values: dict[int, Array]) -> list[Ar
 _IntOp = Callable[[Network, Layer, dict[int, Array]], list[Array]]
 _INT_OPS: dict[Op, _IntOp] = {
     Op.LINEAR: _linear,
-    Op.CONV1D: _conv1d,
+    Op.CONV1D: _conv,
+    Op.CONV2D: _conv,
     Op.LSTM: _lstm,
     Op.GRU: _gru,
     Op.EMBEDDING: _embedding,
@@ -362,6 +367,8 @@ _INT_OPS: dict[Op, _IntOp] = {
     Op.REDUCE_MEAN: _reduce_mean,
     Op.REDUCE_MAX: _reduce_max,
     Op.CONCAT: _concat,
+    Op.SLICE: _shape_op,
+    Op.GATHER: _shape_op,
 }
 
 
@@ -423,8 +430,8 @@ def _float_layer(
         bias = get(2)
         y = need(0) @ need(1).T
         return [y + bias if bias is not None else y]
-    if op is Op.CONV1D:
-        return [_conv1d_acc(need(0), need(1), get(2), layer, as_int=False).transpose(0, 2, 1)]
+    if op in CONV_OPS:
+        return [_conv_acc(need(0), need(1), get(2), layer, as_int=False)]
     if op is Op.LSTM:
         return _lstm_float(layer, need(0), need(1), need(2), get(3), get(4), get(5), note)
     if op is Op.GRU:

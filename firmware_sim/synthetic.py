@@ -18,13 +18,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware_sim.network import Direction, DType, Layer, Network, Op, Tensor
+from firmware_sim.network import AttrValue, Direction, DType, Layer, Network, Op, Tensor
 
 Array = NDArray[np.generic]
 Sample = dict[str, Array]
 LayerKind = Literal[
     "linear",
     "conv1d",
+    "conv2d",
     "lstm",
     "gru",
     "bilstm",
@@ -38,10 +39,13 @@ LayerKind = Literal[
     "reduce_mean",
     "reduce_max",
     "concat",
+    "slice",
+    "gather",
 ]
 LAYER_KINDS: tuple[LayerKind, ...] = (
     "linear",
     "conv1d",
+    "conv2d",
     "lstm",
     "gru",
     "bilstm",
@@ -55,6 +59,8 @@ LAYER_KINDS: tuple[LayerKind, ...] = (
     "reduce_mean",
     "reduce_max",
     "concat",
+    "slice",
+    "gather",
 )
 
 
@@ -147,6 +153,33 @@ def single_layer(
         table = add("table", (50, size), sparse_weights(rng, (50, size), sparsity, zero_rows))
         layers = [Layer(Op.EMBEDDING, (table, ids), (add("y", (1, -1, size)),))]
         shapes = {}
+    elif kind == "conv2d":  # the recognizer's subsampling: 3x3, stride 2, grouped here to cover groups
+        x = add("x", (1, 4, -1, 11))
+        attrs: dict[str, AttrValue] = {
+            "strides": (2, 2),
+            "dilations": (1, 1),
+            "pads": (1, 0, 0, 1),
+            "group": 2,
+        }
+        layers = [
+            Layer(
+                Op.CONV2D,
+                (x, weights("w", (size, 2, 3, 3)), add("b", (size,), _bias(rng, size))),
+                (add("y", (1, size, -1, -1)),),
+                attrs,
+            )
+        ]
+        shapes = {"x": (1, 4, 9, 11)}
+    elif kind in ("slice", "gather"):
+        x = add("x", (-1, size))
+        if kind == "slice":
+            attrs = {"starts": (1, -4), "ends": (2**62, 2**62), "axes": (0, 1), "steps": (2, 1)}
+            layers = [Layer(Op.SLICE, (x,), (add("y", (-1, 4)),), attrs)]
+        else:
+            layers = [
+                Layer(Op.GATHER, (x,), (add("y", (size,)),), {"axis": 0, "indices": (-1,), "scalar": 1})
+            ]
+        shapes = {"x": (steps, size)}
     elif kind in ("reduce_mean", "reduce_max"):
         x = add("x", (-1, size))
         op = Op.REDUCE_MEAN if kind == "reduce_mean" else Op.REDUCE_MAX

@@ -177,3 +177,104 @@ def test_cli_errors_are_one_line_with_the_documented_exit_codes(
         assert main(argv) == code, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+
+
+class Streamer(torch.nn.Module):
+    """A chunked streaming network with explicit states, named as the ASR export names them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(6, 8, 3)
+        self.gru = torch.nn.GRU(8, 8, batch_first=True)
+        self.out = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor, h: torch.Tensor):
+        z = torch.cat([cache, x], dim=1)  # the last two frames of the previous chunk first
+        hidden = torch.relu(self.conv(z.transpose(1, 2))).transpose(1, 2)
+        y, h_out = self.gru(hidden, h)
+        return self.out(y), z[:, -2:], h_out
+
+
+def test_streaming_states_keep_one_representation_across_chunks(tmp_path: Path) -> None:
+    from firmware_sim.compile import compile_model
+    from firmware_sim.quantize import dequantize_outputs, quantize_inputs
+
+    torch.manual_seed(0)
+    model = Streamer().eval()
+    path = tmp_path / "streamer.onnx"
+    example = (torch.zeros(1, 4, 6), torch.zeros(1, 2, 6), torch.zeros(1, 1, 8))
+    torch.onnx.export(
+        model,
+        example,
+        str(path),
+        input_names=["x", "cache", "h"],
+        output_names=["y", "cache_out", "h_out"],
+        dynamo=False,
+    )
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(1, 40, 6)).astype(np.float32)
+    with torch.no_grad():  # calibrate on the states the model really carries from chunk to chunk
+        xs, caches, hs = [], [], []
+        cache, h = torch.zeros(1, 2, 6), torch.zeros(1, 1, 8)
+        for start in range(0, 40, 4):
+            xs.append(frames[:, start : start + 4])
+            caches.append(cache.numpy())
+            hs.append(h.numpy())
+            _, cache, h = model(torch.from_numpy(frames[:, start : start + 4]), cache, h)
+    np.savez(
+        tmp_path / "calibration.npz", x=np.concatenate(xs), cache=np.concatenate(caches), h=np.concatenate(hs)
+    )
+    network = compile_model(path, tmp_path / "calibration.npz").network
+    for state in ("cache", "h"):
+        assert (
+            network.tensors[network.index_of(state)].quant
+            == network.tensors[network.index_of(f"{state}_out")].quant
+        )
+
+    machine = Executor.from_network(network)
+    states = {"cache": np.zeros((1, 2, 6), np.int8), "h": np.zeros((1, 1, 8), np.int8)}  # zero is zero
+    outputs = []
+    for start in range(0, 8, 4):
+        chunk = quantize_inputs(network, {"x": frames[:, start : start + 4], **states})
+        result = machine.run(chunk)
+        np.testing.assert_array_equal(result.outputs["y"], reference.run(network, chunk)["y"])
+        outputs.append(dequantize_outputs(network, {"y": result.outputs["y"]})["y"])
+        states = {"cache": result.outputs["cache_out"], "h": result.outputs["h_out"]}  # int8, as they are
+    with torch.no_grad():
+        expected, _, _ = model(torch.from_numpy(frames[:, :8]), torch.zeros(1, 2, 6), torch.zeros(1, 1, 8))
+    np.testing.assert_allclose(
+        np.concatenate(outputs, axis=1), expected.numpy(), atol=0.05 * float(expected.abs().max())
+    )
+
+
+class Subsampler(torch.nn.Module):
+    """The recognizer encoder's ingredients: Conv2d over (time, mel), static slices, indexing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, kernel_size=3, stride=2)
+        self.proj = torch.nn.Linear(4 * 4, 6)
+
+    def forward(self, features: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.conv(features[:, None]))  # [B, 4, T', F']
+        x = x.permute(0, 2, 1, 3).reshape(1, -1, 16)
+        gates = self.proj(x) + h[0]
+        return torch.sigmoid(gates[:, :, :3]) * torch.tanh(gates[:, :, 3:]), gates[:, -1:]
+
+
+def test_conv2d_slices_and_constant_indexing_compile(tmp_path: Path) -> None:
+    from firmware_sim.compile import compile_model
+
+    path = tmp_path / "subsampler.onnx"
+    torch.onnx.export(
+        Subsampler().eval(),
+        (torch.zeros(1, 8, 9), torch.zeros(2, 1, 6)),
+        str(path),
+        input_names=["features", "h"],
+        dynamo=False,
+    )
+    report = compile_model(path)
+    ops = {layer.op for layer in report.network.layers}
+    assert {Op.CONV2D, Op.SLICE, Op.GATHER, Op.MUL} <= ops
+    assert report.onnx_max_abs_diff is not None and report.onnx_max_abs_diff < 1e-5
+    assert max(report.int8_relative_error.values()) < 0.08

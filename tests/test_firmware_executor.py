@@ -81,6 +81,31 @@ def test_conv1d_skips_zero_weights_zero_activations_and_padding() -> None:
     assert counters.macs_skipped == skipped
 
 
+def test_grouped_strided_conv2d_skips_zero_weights_zero_activations_and_padding() -> None:
+    network, inputs = quantized_layer("conv2d", 0.5, zero_rows=1)
+    layer = network.layers[0]
+    weight = network.tensors[layer.inputs[1]].data  # [Cout, Cin/group, kH, kW]
+    x = inputs["x"][0]  # [Cin, H, W]
+    group, (stride_h, stride_w) = layer.attr_int("group"), layer.attr_ints("strides")
+    top, left, bottom, right = layer.attr_ints("pads")
+    out_channels, per_group, kernel_h, kernel_w = weight.shape
+    height, width = x.shape[1:]
+    skipped = 0
+    for oh in range((height + top + bottom - kernel_h) // stride_h + 1):
+        for ow in range((width + left + right - kernel_w) // stride_w + 1):
+            for co in range(out_channels):
+                g = co // (out_channels // group)
+                for ci in range(per_group):
+                    for kh in range(kernel_h):
+                        for kw in range(kernel_w):
+                            h, w = oh * stride_h + kh - top, ow * stride_w + kw - left
+                            inside = 0 <= h < height and 0 <= w < width
+                            a = x[g * per_group + ci, h, w] if inside else 0
+                            skipped += int(weight[co, ci, kh, kw] == 0 or a == 0)
+    counters = Executor.from_network(network).run(inputs).layer_counters[0]
+    assert counters.macs_skipped == skipped
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "bilstm", "bigru"])
 def test_recurrent_layers_skip_exactly_the_zero_operand_products(kind: synthetic.LayerKind) -> None:
     network, inputs = quantized_layer(kind, 0.5, zero_rows=2)
