@@ -69,6 +69,14 @@ def test_feature_cache_equals_the_front_end_and_resumes(
     np.testing.assert_array_equal(again[4], again[0])
 
 
+def test_feature_cache_in_two_processes_equals_one(tmp_path: Path) -> None:
+    rows = _write_corpus(tmp_path, [0.3, 0.5, 0.2, 0.4])
+    one = FeatureStore.build(tmp_path, rows, tmp_path / "one", FeatureConfig(), shard_size=1)
+    two = FeatureStore.build(tmp_path, rows, tmp_path / "two", FeatureConfig(), shard_size=1, jobs=2)
+    for i in range(len(rows)):
+        np.testing.assert_array_equal(one[i], two[i])
+
+
 def test_normalisation_is_the_runtime_streaming_normalizer(tmp_path: Path) -> None:
     rows = _write_corpus(tmp_path, [0.4, 0.7])
     store = FeatureStore.build(tmp_path, rows, tmp_path / "cache", FeatureConfig())

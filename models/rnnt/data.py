@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import math
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -108,22 +109,32 @@ class FeatureStore:
         feature_config: FeatureConfig,
         shard_size: int = 500,
         progress: Callable[[str], None] | None = None,
+        jobs: int = 1,
     ) -> FeatureStore:
-        """Compute missing shards (resumable), then map them all."""
+        """Compute missing shards (resumable; ``jobs`` processes), then map them all."""
         cache_dir.mkdir(parents=True, exist_ok=True)
-        shards, offsets = [], []
         n_shards = math.ceil(len(rows) / shard_size)
-        for shard_index in range(n_shards):
+        stems = [cache_dir / f"shard-{i:05d}" for i in range(n_shards)]
+        missing = []
+        for shard_index, stem in enumerate(stems):
             shard_rows = rows[shard_index * shard_size : (shard_index + 1) * shard_size]
             audio_paths = [str(row["audio"]) for row in shard_rows]
-            stem = cache_dir / f"shard-{shard_index:05d}"
             index_path, frames_path = stem.with_suffix(".json"), stem.with_suffix(".npy")
             if not (_shard_is_current(index_path, audio_paths, feature_config) and frames_path.exists()):
+                missing.append((corpus, audio_paths, index_path, frames_path, feature_config))
+        if jobs > 1 and len(missing) > 1:
+            # spawn, not fork: the parent may already run OpenMP threads (torch), which fork breaks.
+            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+                for done, _ in enumerate(pool.imap_unordered(_write_shard_task, missing), start=1):
+                    if progress:
+                        progress(f"features {cache_dir.name}: {done}/{len(missing)} missing shards written")
+        else:
+            for done, task in enumerate(missing, start=1):
+                _write_shard_task(task)
                 if progress:
-                    progress(f"features {cache_dir.name} shard {shard_index + 1}/{n_shards}")
-                _write_shard(corpus, audio_paths, index_path, frames_path, feature_config)
-            shards.append(np.load(frames_path, mmap_mode="r"))
-            offsets.append(np.asarray(json.loads(index_path.read_text())["offsets"], dtype=np.int64))
+                    progress(f"features {cache_dir.name}: {done}/{len(missing)} missing shards written")
+        shards = [np.load(stem.with_suffix(".npy"), mmap_mode="r") for stem in stems]
+        offsets = [np.asarray(json.loads(stem.with_suffix(".json").read_text())["offsets"]) for stem in stems]
         return cls(shards, offsets)
 
 
@@ -132,6 +143,10 @@ def _shard_is_current(index_path: Path, audio_paths: list[str], feature_config: 
         return False
     index = json.loads(index_path.read_text())
     return bool(index.get("audio") == audio_paths and index.get("features") == feature_config.__dict__)
+
+
+def _write_shard_task(task: tuple[Path, list[str], Path, Path, FeatureConfig]) -> None:
+    _write_shard(*task)
 
 
 def _write_shard(

@@ -113,6 +113,7 @@ def tiny_train_config(corpus: Path, out: Path, steps: int) -> TrainConfig:
         checkpoint_minutes=1e9,
         curriculum=False,
         threads=1,
+        cache_jobs=1,
         seed=0,
     )
 

@@ -69,6 +69,7 @@ class TrainConfig:
     corpus: str = "data/corpus"
     out: str = "checkpoints/rnnt"
     cache_dir: str = "data/cache/features"
+    cache_jobs: int = 2  # processes computing the feature cache on the first run
     model: str = "shipped"  # a key of models.rnnt.model.CONFIGS
     vocab_size: int = 256  # BPE ceiling, blank and unk included
     max_duration_s: float = 16.0  # longer clips are skipped (memory of the joiner grows with T × U)
@@ -177,6 +178,7 @@ def build_split(
         cache_dir_for(Path(config.cache_dir), corpus, split),
         feature_config,
         progress=lambda message: log.write("cache", message=message),
+        jobs=config.cache_jobs,
     )
     token_ids = [tokenizer.encode(str(row["text"])) if str(row["text"]).strip() else [] for row in rows]
     return store, token_ids
@@ -525,4 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if "OMP_WAIT_POLICY" not in os.environ:
+        # Busy-waiting OpenMP threads made steps 5x slower whenever another process shared the two
+        # cores (measured); libgomp reads this only when torch loads, so restart once with it set.
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.execv(sys.executable, [sys.executable, "-m", "models.rnnt.train", *sys.argv[1:]])
     raise SystemExit(main())
