@@ -14,10 +14,11 @@ for an int8 input (quantized with the image's scale). Reply on
 
 ``outputs`` are dequantized to real values; ``counters`` are ``cost.Counters.to_dict()`` of this
 request (MACs issued/skipped, cycles, DRAM/SRAM bytes, energy), ``simulated_s`` the cycles at the
-modelled clock. Anything wrong with a request (bad JSON, unknown input, wrong shape, an id out of
-range, too big for SRAM) gets ``{"request_id": ..., "ok": false, "error": "..."}``; a request
-without a usable ``request_id`` is answered on ``.../edge/response/invalid``. The service never
-dies on a request.
+modelled clock. As in ``docs/dispatch.md``: ``request_id`` matches ``[A-Za-z0-9_.:-]{1,128}`` (it is a
+topic level); anything wrong with a request whose id is readable (bad inputs, wrong shape, an id out
+of range, too big for SRAM) gets ``{"request_id": ..., "ok": false, "source": "edge", "error": ...}``;
+a message without a usable id cannot be answered and is dropped with a line on stderr. The service
+never dies on a request.
 
 ``handle_request`` is the pure core (bytes in, topic and bytes out); ``EdgeService`` is the thin
 paho-mqtt shell around it. The NLU front (words of a lattice → ids) will sit in front of it.
@@ -28,7 +29,7 @@ paho-mqtt shell around it. The NLU front (words of a lattice → ids) will sit i
 >>> y = Tensor("y", (1, 1), DType.INT8, quant=Quant.per_tensor(0.5))
 >>> machine = Executor.from_network(Network((x, w, y), (Layer(Op.LINEAR, (0, 1, -1), (2,)),), (0,), (2,)))
 >>> request = b'{"request_id": "a", "inputs": {"x": [[1.0, 0.5]]}}'
->>> topic, body = handle_request(machine, "assistant/kitchen/edge/request", request)
+>>> topic, body = handle_request(machine, "assistant/kitchen/edge/request", request) or ("", b"")
 >>> topic, json.loads(body)["outputs"]
 ('assistant/kitchen/edge/response/a', {'y': [[1.5]]})
 """
@@ -37,6 +38,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,8 +55,8 @@ from firmware_sim.network import DType, ExecutionError, NetworkError
 from firmware_sim.quantize import dequantize_outputs, quantize_inputs
 
 MAX_PAYLOAD_BYTES = 1 << 20
-INVALID_REQUEST_ID = "invalid"
-_TOPIC_FORBIDDEN = set("/+#\0")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # as assistant/dispatch_protocol.py
+SOURCE = "edge"
 
 
 class RequestError(ValueError):
@@ -102,7 +105,7 @@ def _request_id(message: Any) -> str | None:
     if not isinstance(message, dict):
         return None
     value = message.get("request_id")
-    if not isinstance(value, str) or not value or len(value) > 128 or set(value) & _TOPIC_FORBIDDEN:
+    if not isinstance(value, str) or not REQUEST_ID_PATTERN.fullmatch(value):
         return None
     return value
 
@@ -117,9 +120,7 @@ def parse_request(executor: Executor, payload: bytes) -> tuple[str, dict[str, np
         raise RequestError(f"request is not JSON: {error}") from None
     request_id = _request_id(message)
     if request_id is None:
-        raise RequestError(
-            "request needs a 'request_id': a non-empty string without / + # (at most 128 chars)"
-        )
+        raise RequestError("request needs a 'request_id' matching [A-Za-z0-9_.:-]{1,128}")
     inputs = message.get("inputs")
     network = executor.network
     if not isinstance(inputs, dict):
@@ -152,13 +153,18 @@ def parse_request(executor: Executor, payload: bytes) -> tuple[str, dict[str, np
         raise RequestError(str(error)) from None
 
 
-def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str, bytes]:
-    """Answer one request: the reply topic and JSON body. Never raises."""
+def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str, bytes] | None:
+    """Answer one request: the reply topic and JSON body, or None when it cannot be answered (no
+    usable ``request_id``). Never raises."""
     try:
-        request_id = _request_id(json.loads(payload))
+        readable = len(payload) <= 16 * MAX_PAYLOAD_BYTES  # too big to even look for an id: drop it
+        request_id = _request_id(json.loads(payload)) if readable else None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         request_id = None
-    reply_topic = response_topic(topic, request_id or INVALID_REQUEST_ID)
+    if request_id is None:
+        print(f"firmware_sim: dropped a request on {topic!r} without a usable request_id", file=sys.stderr)
+        return None
+    reply_topic = response_topic(topic, request_id)
     try:
         request_id, inputs = parse_request(executor, payload)
         result = executor.run(inputs)
@@ -166,19 +172,24 @@ def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str,
         body: dict[str, Any] = {
             "request_id": request_id,
             "ok": True,
+            "source": SOURCE,
             "outputs": {name: value.tolist() for name, value in outputs.items()},
             "counters": result.counters.to_dict(),
             "simulated_s": executor.cost.seconds(result.counters),
             "image": image_info(executor.image),
         }
-    except (RequestError, ExecutionError) as error:
-        body = {"request_id": request_id, "ok": False, "error": str(error)}
-    except Exception as error:
+    except RequestError as error:
         body = {
             "request_id": request_id,
             "ok": False,
-            "error": f"internal error: {type(error).__name__}: {error}",
+            "source": SOURCE,
+            "error": f"malformed request: {error}",
         }
+    except ExecutionError as error:
+        body = {"request_id": request_id, "ok": False, "source": SOURCE, "error": str(error)}
+    except Exception as error:  # a bad request must never take the service down
+        message = f"internal error: {type(error).__name__}: {error}"
+        body = {"request_id": request_id, "ok": False, "source": SOURCE, "error": message}
     return reply_topic, json.dumps(body).encode()
 
 
@@ -230,8 +241,9 @@ class EdgeService:
         self.subscribed.clear()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        topic, body = handle_request(self.executor, message.topic, message.payload)
-        client.publish(topic, body, qos=self.config.qos)
+        reply = handle_request(self.executor, message.topic, message.payload)
+        if reply is not None:
+            client.publish(reply[0], reply[1], qos=self.config.qos)
         self.handled += 1
 
     def start(self) -> None:

@@ -40,15 +40,16 @@ def id_machine() -> Executor:
 
 def ask(executor: Executor, payload: object) -> tuple[str, dict[str, object]]:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    topic, body = handle_request(executor, TOPIC, raw)
-    return topic, json.loads(body)
+    reply = handle_request(executor, TOPIC, raw)
+    assert reply is not None
+    return reply[0], json.loads(reply[1])
 
 
 def test_a_request_gets_the_outputs_and_the_hardware_counters(machine: Executor) -> None:
     x = np.random.default_rng(1).normal(size=(3, 19)).round(3)
     topic, reply = ask(machine, {"request_id": "r-1", "inputs": {"x": x.tolist()}})
     assert topic == "assistant/kitchen/edge/response/r-1"
-    assert reply["ok"] is True and reply["request_id"] == "r-1"
+    assert reply["ok"] is True and reply["request_id"] == "r-1" and reply["source"] == "edge"
     ints = quantize_inputs(machine.network, {"x": x})
     expected = dequantize_outputs(machine.network, reference.run(machine.network, ints))["y"]
     np.testing.assert_array_equal(np.asarray(reply["outputs"]["y"], np.float32), expected)
@@ -67,30 +68,45 @@ def test_ids_are_integers(id_machine: Executor) -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "topic_id", "message"),
+    ("payload", "message"),
     [
-        (b"\xff not json", "invalid", "not JSON"),
-        (b"[1, 2]", "invalid", "request_id"),
-        ({"inputs": {}}, "invalid", "request_id"),
-        ({"request_id": "a/b", "inputs": {}}, "invalid", "request_id"),
-        ({"request_id": "", "inputs": {}}, "invalid", "request_id"),
-        ({"request_id": "q"}, "q", "'inputs'"),
-        ({"request_id": "q", "inputs": {"x": [[1.0] * 19], "z": [1]}}, "q", "unknown inputs ['z']"),
-        ({"request_id": "q", "inputs": {}}, "q", "missing input 'x'"),
-        ({"request_id": "q", "inputs": {"x": [[1.0] * 7]}}, "q", "must have shape (-1, 19)"),
-        ({"request_id": "q", "inputs": {"x": [1.0] * 19}}, "q", "shape"),
-        ({"request_id": "q", "inputs": {"x": [[1.0], [1.0, 2.0]]}}, "q", "list of numbers"),
-        ({"request_id": "q", "inputs": {"x": "hello"}}, "q", "list of numbers"),
-        (b'{"request_id": "q", "inputs": {"x": [[NaN]]}}', "q", "non-finite"),
-        (b'{"request_id": "big", "pad": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}', "big", "byte limit"),
+        ({"request_id": "q"}, "'inputs'"),
+        ({"request_id": "q", "inputs": {"x": [[1.0] * 19], "z": [1]}}, "unknown inputs ['z']"),
+        ({"request_id": "q", "inputs": {}}, "missing input 'x'"),
+        ({"request_id": "q", "inputs": {"x": [[1.0] * 7]}}, "must have shape (-1, 19)"),
+        ({"request_id": "q", "inputs": {"x": [1.0] * 19}}, "shape"),
+        ({"request_id": "q", "inputs": {"x": [[1.0], [1.0, 2.0]]}}, "list of numbers"),
+        ({"request_id": "q", "inputs": {"x": "hello"}}, "list of numbers"),
+        (b'{"request_id": "q", "inputs": {"x": [[NaN]]}}', "non-finite"),
+        (b'{"request_id": "q", "pad": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}', "byte limit"),
     ],
 )
-def test_malformed_requests_get_an_error_reply(
-    machine: Executor, payload: object, topic_id: str, message: str
-):
+def test_malformed_requests_with_a_readable_id_get_an_error_reply(
+    machine: Executor, payload: object, message: str
+) -> None:
     topic, reply = ask(machine, payload)
-    assert topic == f"assistant/kitchen/edge/response/{topic_id}"
-    assert reply["ok"] is False and message in reply["error"]
+    assert topic == "assistant/kitchen/edge/response/q"
+    assert reply["ok"] is False and reply["source"] == "edge" and message in reply["error"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\xff not json",
+        b"[1, 2]",
+        b"{}",
+        b'{"request_id": "a/b"}',
+        b'{"request_id": ""}',
+        b'{"request_id": 7}',
+        b'{"request_id": "' + b"r" * 129 + b'"}',
+        b'{"request_id": "x+y"}',
+    ],
+)
+def test_requests_without_a_usable_id_are_dropped(
+    machine: Executor, payload: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert handle_request(machine, TOPIC, payload) is None
+    assert "without a usable request_id" in capsys.readouterr().err
 
 
 def test_response_topic_mirrors_the_request_site() -> None:
@@ -129,7 +145,8 @@ def test_service_answers_over_a_real_broker_and_survives_garbage(mosquitto_broke
         client.subscribe("assistant/+/edge/response/#", qos=1)
         assert subscribed.wait(5)
         x = [[0.5] * 19]
-        client.publish("assistant/hall/edge/request", b"garbage", qos=1)
+        client.publish("assistant/hall/edge/request", b"garbage", qos=1)  # dropped: nobody to answer
+        client.publish("assistant/hall/edge/request", json.dumps({"request_id": "bad", "inputs": {}}), qos=1)
         client.publish(
             "assistant/den/edge/request", json.dumps({"request_id": "r2", "inputs": {"x": x}}), qos=1
         )
@@ -137,7 +154,7 @@ def test_service_answers_over_a_real_broker_and_survives_garbage(mosquitto_broke
         for _ in range(2):
             topic, reply = replies.get(timeout=5)
             got[topic] = reply
-        assert got["assistant/hall/edge/response/invalid"]["ok"] is False
+        assert got["assistant/hall/edge/response/bad"]["ok"] is False
         assert got["assistant/den/edge/response/r2"]["ok"] is True
         assert got["assistant/den/edge/response/r2"]["counters"]["macs_total"] == 16 * 19
 
