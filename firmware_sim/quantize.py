@@ -195,6 +195,14 @@ def quantize(
     if network.is_quantized:
         raise QuantizeError("the network is already quantized")
     pairs = tied_states(network) if options.tie_states else []
+    if pairs:  # one scale must cover what the state holds on the way in and on the way out
+        merged = dict(calibration.tensor_max)
+        for name, output in pairs:
+            ids = (network.index_of(name), network.index_of(output))
+            widest = max(calibration.tensor(i) for i in ids)
+            for index in (*ids, _scale_source(network, ids[1])):
+                merged[index] = widest
+        calibration = Calibration(merged, calibration.internal_max, calibration.samples)
     overrides: dict[str, Quant] = {}
     for _ in range(4):
         result = _quantize_once(network, calibration, options, overrides)
@@ -210,6 +218,14 @@ def quantize(
             return result
         overrides = wanted
     return result
+
+
+def _scale_source(network: Network, index: int) -> int:
+    """The tensor whose calibrated range decides ``index``'s scale (through ops that inherit it)."""
+    producers = {out: layer for layer in network.layers for out in layer.outputs if out >= 0}
+    while index in producers and producers[index].op in (*MOVE_OPS, Op.RELU, Op.REDUCE_MAX):
+        index = producers[index].inputs[0]
+    return index
 
 
 def _quantize_once(

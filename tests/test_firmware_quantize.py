@@ -119,3 +119,23 @@ def test_cost_model_prices_counters_and_checks_its_parameters() -> None:
     assert cost.dram_cycles(100) == 10  # 4 GB/s at 400 MHz: 10 bytes per cycle
     with pytest.raises(ValueError, match="mac_lanes"):
         CostModel(mac_lanes=0)
+
+
+def test_a_streaming_state_shares_one_scale_wide_enough_for_both_ends() -> None:
+    from firmware_sim.network import DType, Layer, Network, Op, Tensor
+
+    weight = np.full((4, 4), 0.01, np.float32)
+    tensors = (
+        Tensor("s", (1, 4), DType.FLOAT32),
+        Tensor("w", (4, 4), DType.FLOAT32, weight),
+        Tensor("mixed", (1, 4), DType.FLOAT32),
+        Tensor("s_out", (1, 4), DType.FLOAT32),
+    )
+    layers = (Layer(Op.LINEAR, (0, 1, -1), (2,)), Layer(Op.RESHAPE, (2,), (3,), {"shape": (1, 4)}))
+    network = Network(tensors, layers, (0,), (3,))
+    calibration = calibrate(network, [{"s": np.array([[5.0, -1.0, 0.5, 2.0]], np.float32)}])
+    tied = quantize(network, calibration)
+    state, state_out = (tied.tensors[tied.index_of(n)] for n in ("s", "s_out"))
+    assert state.quant == state_out.quant and state.scale * 127 == pytest.approx(5.0)
+    untied = quantize(network, calibration, QuantizeOptions(tie_states=False))
+    assert untied.tensors[untied.index_of("s_out")].scale * 127 < 0.1
