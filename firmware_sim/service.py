@@ -162,7 +162,7 @@ def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str,
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         request_id = None
     if request_id is None:
-        print(f"firmware_sim: dropped a request on {topic!r} without a usable request_id", file=sys.stderr)
+        _log(f"dropped a request on {topic!r} without a usable request_id")
         return None
     reply_topic = response_topic(topic, request_id)
     try:
@@ -191,6 +191,10 @@ def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str,
         message = f"internal error: {type(error).__name__}: {error}"
         body = {"request_id": request_id, "ok": False, "source": SOURCE, "error": message}
     return reply_topic, json.dumps(body).encode()
+
+
+def _log(line: str) -> None:
+    print(f"firmware_sim: {line}", file=sys.stderr, flush=True)
 
 
 def image_info(image: ParsedImage) -> dict[str, Any]:
@@ -228,7 +232,9 @@ class EdgeService:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if getattr(reason, "is_failure", False):
+            _log(f"broker {self.config.host}:{self.config.port} refused the connection: {reason}")
             return
+        _log(f"connected to {self.config.host}:{self.config.port}")
         client.subscribe(self.config.request_topic(), qos=self.config.qos)
         self.connected.set()
 
@@ -237,6 +243,8 @@ class EdgeService:
             self.subscribed.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self.connected.is_set():
+            _log(f"disconnected from the broker ({reason}); reconnecting")
         self.connected.clear()
         self.subscribed.clear()
 
