@@ -5,12 +5,20 @@ a sink that fails on one event is logged and skipped (the next event still goes 
 an exception from the pipeline on one frame is logged and the next frame is processed.
 
 ``replay`` and ``run`` share ``FrameLoop``, so a file goes through exactly the code the
-microphone does.
+microphone does, and the same stages built from the config (:func:`build_stages`): the
+recognizer (``[asr] model_dir``; without an installed model the pipeline runs on the VAD alone,
+as before the recognizer existed), the wake detector, the dispatcher (edge, cloud or auto over
+MQTT when enabled, the in-process NLU otherwise).
+
+Config that arrives on other threads (MQTT: contacts and device lists, Hermes injection and
+hotword toggles) goes through a :class:`ControlInbox`; the frame loop applies it to the pipeline
+between two frames, so the pipeline itself stays single-threaded and pure.
 """
 
 from __future__ import annotations
 
 import functools
+import queue
 import re
 import signal
 import sys
@@ -20,14 +28,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, TextIO, cast
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 from assistant.audio.sources import AudioInputError, AudioSource, PcmStdinSource, WavSource
-from assistant.config import AssistantConfig
+from assistant.config import AssistantConfig, ConfigError
 from assistant.events import Event, EventBase
 from assistant.logging import get_logger
-from assistant.pipeline import Pipeline, WakeDetector
+from assistant.pipeline import BiasingBuilder, Dispatcher, NameKind, Pipeline, Recognizer, WakeDetector
 from assistant.sdnotify import Notifier, WatchdogTimer
+
+if TYPE_CHECKING:
+    from assistant.mqtt import HotwordToggle, InjectionRequest, NamesUpdate
 
 log = get_logger(__name__)
 
@@ -94,12 +105,20 @@ class LogSink:
 
 
 class MqttSink:
-    """Adapts ``assistant.mqtt.MqttEventPublisher`` (outbox, reconnects, Hermes mirror) to a sink."""
+    """Adapts ``assistant.mqtt.MqttEventPublisher`` (outbox, reconnects, Hermes mirror) to a sink.
 
-    def __init__(self, config: AssistantConfig) -> None:
+    With an ``inbox``, the config topics (names, injection, hotword toggles) are handed to it;
+    the handlers are registered before the connection starts, so the retained lists arrive too.
+    """
+
+    def __init__(self, config: AssistantConfig, inbox: ControlInbox | None = None) -> None:
         from assistant.mqtt import MqttEventPublisher  # lazy: paho loads only when MQTT is enabled
 
         self._publisher = MqttEventPublisher(config.mqtt, config.site_id)
+        if inbox is not None:
+            self._publisher.on_names(inbox.on_names)
+            self._publisher.on_injection(inbox.on_injection)
+            self._publisher.on_hotword_toggle(inbox.on_hotword_toggle)
         self._publisher.start()
 
     def publish(self, event: EventBase) -> None:
@@ -110,18 +129,96 @@ class MqttSink:
             log.warning("MQTT outbox not fully flushed at shutdown; it is kept for the next start")
 
 
+# --------------------------------------------------------------------------- stages from the config
+
+
+@dataclass
+class Stages:
+    """The stages a pipeline composes, built once per process and shared by its streams (a new
+    ``Pipeline`` resets their stream state)."""
+
+    recognizer: Recognizer | None = None
+    wake: WakeDetector | None = None
+    dispatcher: Dispatcher | None = None
+    biasing_for: BiasingBuilder | None = None
+
+    def close(self) -> None:
+        close = getattr(self.dispatcher, "close", None)
+        if close is not None:
+            close()
+
+
+def build_stages(config: AssistantConfig, *, no_wake: bool = False) -> Stages:
+    """Recognizer, wake detector and dispatcher as the config asks, each left out (and said so,
+    once) when its model is not installed. A model that is there but broken is a config error."""
+    recognizer = build_recognizer(config)
+    stages = Stages(recognizer=recognizer, wake=build_wake_detector(config, no_wake))
+    if recognizer is not None:
+        stages.biasing_for = biasing_builder(config, recognizer)
+        if config.nlu.enabled:
+            from assistant.dispatch import Dispatcher as RoutingDispatcher
+
+            stages.dispatcher = RoutingDispatcher.from_config(config)
+    return stages
+
+
+def build_recognizer(config: AssistantConfig) -> Recognizer | None:
+    """The streaming recognizer of ``[asr]``, or None when no model is installed (VAD-only)."""
+    try:
+        from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError
+        from assistant.asr.recognizer import StreamingRecognizer
+        from assistant.asr.tokenizer import TokenizerError
+    except ModuleNotFoundError as error:  # onnxruntime or sentencepiece not installed
+        _note_no_recognizer(f"the recognizer needs {error.name}")
+        return None
+    try:
+        return StreamingRecognizer(
+            config.asr.model_dir, use_int8=config.asr.use_int8, beam=config.asr.beam, nbest=config.asr.nbest
+        )
+    except ModelNotFoundError as error:
+        _note_no_recognizer(str(error))
+        return None
+    except (ModelFormatError, TokenizerError) as error:
+        raise ConfigError(f"config error: asr.model_dir: {error}") from None
+
+
+@functools.cache
+def _note_no_recognizer(reason: str) -> None:
+    log.info("no recognizer model installed; running on the VAD alone", reason=reason)
+
+
+def biasing_builder(config: AssistantConfig, recognizer: Recognizer) -> BiasingBuilder | None:
+    """Names → a context graph over the recognizer's tokens (None when biasing is off)."""
+    tokenizer = getattr(recognizer, "tokenizer", None)
+    if not config.biasing.enabled or tokenizer is None:
+        return None
+    from assistant.asr.context_graph import ContextGraph
+
+    boost = config.biasing.boost_per_token
+
+    def build(names: Sequence[str]) -> ContextGraph | None:
+        return ContextGraph.from_phrases(names, tokenizer, boost_per_token=boost) if names else None
+
+    return build
+
+
 def build_wake_detector(config: AssistantConfig, no_wake: bool) -> WakeDetector | None:
     """The wake stage, or None: then every speech onset opens a session (DESIGN.md §4 ``--no-wake``)."""
     if no_wake or not config.wake.enabled:
         return None
-    # No wake model is shipped yet; say so (once) rather than silently listening to everything.
-    _note_no_wake_model(config.wake.phrase)
-    return None
+    from assistant.wake import WakeModelError, detector_from_config
+
+    try:
+        return detector_from_config(config.wake)
+    except WakeModelError as error:
+        # No wake model installed: say so (once) rather than silently listening to everything.
+        _note_no_wake_model(config.wake.phrase, str(error))
+        return None
 
 
 @functools.cache
-def _note_no_wake_model(phrase: str) -> None:
-    log.info("no wake model installed; every speech onset opens a session", phrase=phrase)
+def _note_no_wake_model(phrase: str, reason: str) -> None:
+    log.info("no wake model installed; every speech onset opens a session", phrase=phrase, reason=reason)
 
 
 def build_pipeline(
@@ -130,10 +227,97 @@ def build_pipeline(
     *,
     no_wake: bool = False,
     wall_clock: Callable[[], float] = time.time,
+    stages: Stages | None = None,
 ) -> Pipeline:
+    stages = stages if stages is not None else build_stages(config, no_wake=no_wake)
     return Pipeline.from_config(
-        config, stream_id=stream_id, wall_clock=wall_clock, wake=build_wake_detector(config, no_wake)
+        config,
+        stream_id=stream_id,
+        wall_clock=wall_clock,
+        wake=stages.wake,
+        recognizer=stages.recognizer,
+        dispatcher=stages.dispatcher,
+        biasing_for=stages.biasing_for,
     )
+
+
+# --------------------------------------------------------------------------- config from other threads
+
+_INJECTION_KINDS: dict[str, NameKind] = {
+    "contact": "contacts",
+    "contacts": "contacts",
+    "device": "devices",
+    "devices": "devices",
+    "name": "devices",
+    "appliance": "devices",
+    "area": "areas",
+    "areas": "areas",
+    "room": "areas",
+}
+
+
+def injection_kind(entity: str) -> NameKind | None:
+    """Hermes injection entity → which names it extends (``contacts``, ``device`` …); None: not ours."""
+    return _INJECTION_KINDS.get(entity.strip().lower())
+
+
+PipelineChange = Callable[[Pipeline], None]
+
+
+class ControlInbox:
+    """Changes from other threads, applied to the pipeline between frames (thread-safe ``put``).
+
+    A change that fails (names the graph cannot be built from) is logged and dropped: the
+    pipeline keeps what it had.
+    """
+
+    def __init__(self) -> None:
+        self._changes: queue.SimpleQueue[tuple[str, PipelineChange]] = queue.SimpleQueue()
+
+    def put(self, what: str, change: PipelineChange) -> None:
+        self._changes.put((what, change))
+
+    def apply(self, pipeline: Pipeline) -> int:
+        """Apply every waiting change in arrival order; returns how many were applied."""
+        applied = 0
+        while True:
+            try:
+                what, change = self._changes.get_nowait()
+            except queue.Empty:
+                return applied
+            try:
+                change(pipeline)
+            except Exception as error:
+                log.warning("config change rejected; the previous one stays", change=what, error=str(error))
+                continue
+            applied += 1
+            log.info("config change applied", change=what)
+
+    # ---- MQTT handlers (paho's network thread: only enqueue)
+
+    def on_names(self, update: NamesUpdate) -> None:
+        kind, names = update.kind, list(update.names)
+        self.put(f"names:{kind}", lambda pipeline: pipeline.update_names(kind, names))
+
+    def on_injection(self, request: InjectionRequest) -> None:
+        def inject(pipeline: Pipeline) -> None:
+            names = pipeline.names
+            for operation in request.operations:
+                if operation.kind == "addFromVanilla":
+                    names = pipeline.configured_names
+                for entity, values in operation.values.items():
+                    kind = injection_kind(entity)
+                    if kind is None:
+                        log.info("injection entity ignored", entity=entity)
+                        continue
+                    names = names.added(kind, values)
+            pipeline.set_names(names)
+
+        self.put(f"injection:{request.id or '-'}", inject)
+
+    def on_hotword_toggle(self, toggle: HotwordToggle) -> None:
+        muted = not toggle.enabled
+        self.put("hotword:" + ("off" if muted else "on"), lambda pipeline: pipeline.set_wake_muted(muted))
 
 
 @dataclass
@@ -154,8 +338,10 @@ class FrameLoop:
         *,
         notifier: Notifier | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        inbox: ControlInbox | None = None,
     ) -> None:
         self.sinks = list(sinks)
+        self.inbox = inbox
         self.notifier = notifier or Notifier(environ={})
         self.watchdog = WatchdogTimer(self.notifier.watchdog_interval_s)
         self._monotonic = monotonic
@@ -180,6 +366,8 @@ class FrameLoop:
                 if self._stop_requested:
                     break
                 stats.frames += 1
+                if self.inbox is not None:
+                    self.inbox.apply(pipeline)
                 try:
                     events: Iterable[EventBase] = pipeline.process(frame)
                 except Exception:
@@ -280,6 +468,7 @@ def replay(
         sinks.append(MqttSink(config))
     loop = FrameLoop(sinks, notifier=Notifier())
     failed = 0
+    stages: Stages | None = None
     with SignalStop(loop):
         try:
             for path in files:
@@ -292,11 +481,15 @@ def replay(
                     stderr.write(f"assistant replay: {error}\n")
                     stderr.flush()
                     continue
-                pipeline = build_pipeline(config, stream_id_for(path), no_wake=no_wake)
+                if stages is None:  # loaded once, and only when there is something to replay
+                    stages = build_stages(config, no_wake=no_wake)
+                pipeline = build_pipeline(config, stream_id_for(path), stages=stages)
                 stats = loop.run(source, pipeline)
                 log.debug("replayed", file=path, frames=stats.frames, events=stats.events)
         finally:
             loop.close_sinks()
+            if stages is not None:
+                stages.close()
     return 3 if failed else 0
 
 
@@ -306,12 +499,20 @@ def run(config: AssistantConfig, device: str | int | None = None) -> int:
 
     notifier = Notifier()
     source = MicSource(device if device is not None else config.audio.device, block_ms=config.audio.block_ms)
+    stages = build_stages(config)
+    inbox = ControlInbox()
     sinks: list[EventSink] = [LogSink()]
     if config.mqtt.enabled:
-        sinks.append(MqttSink(config))
-    loop = FrameLoop(sinks, notifier=notifier)
+        sinks.append(MqttSink(config, inbox))
+    loop = FrameLoop(sinks, notifier=notifier, inbox=inbox)
     stream_id = f"{config.site_id}-{uuid.uuid4().hex[:8]}"  # unique per daemon start
-    pipeline = build_pipeline(config, stream_id)
+    pipeline = build_pipeline(config, stream_id, stages=stages)
+    log.info(
+        "pipeline",
+        recognizer=stages.recognizer is not None,
+        wake=stages.wake is not None,
+        dispatch=config.dispatch.mode if stages.dispatcher is not None else None,
+    )
     with SignalStop(loop):
         try:
             source.start()
@@ -321,6 +522,7 @@ def run(config: AssistantConfig, device: str | int | None = None) -> int:
         finally:
             notifier.stopping()
             loop.close_sinks()
+            stages.close()
             notifier.close()
     log.info("stopped", frames=stats.frames, events=stats.events, sink_errors=stats.sink_errors)
     return 0

@@ -18,12 +18,31 @@ import pytest
 
 from assistant.audio.frames import AudioFrame
 from assistant.audio.sources import WavSource
-from assistant.config import AssistantConfig
-from assistant.daemon import FrameLoop, JsonLinesSink, SignalStop, format_event, replay
+from assistant.config import AssistantConfig, ConfigError
+from assistant.daemon import (
+    ControlInbox,
+    FrameLoop,
+    JsonLinesSink,
+    MqttSink,
+    SignalStop,
+    build_stages,
+    format_event,
+    injection_kind,
+    replay,
+)
+from assistant.endpoint import Endpointer, EndpointerConfig
 from assistant.events import EventBase, SpeechStarted
-from assistant.pipeline import Pipeline, TrailingSilenceEndpointer
+from assistant.pipeline import Names, Pipeline
+from tests.test_pipeline import FakeRecognizer, FakeWake
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def vad_only(**fields: object) -> AssistantConfig:
+    """A config whose pipeline runs on the VAD alone, whatever models are installed in the repo."""
+    return AssistantConfig.model_validate(
+        {"asr": {"model_dir": "/nonexistent/asr"}, "wake": {"enabled": False}, **fields}
+    )
 
 
 class Frames:
@@ -52,14 +71,11 @@ class ScriptVad:
             raise RuntimeError("boom")
         return self.frame < 10 or 40 <= self.frame < 50
 
-    def reset(self) -> None:
-        pass
-
 
 def pipeline(fail_on: int | None = None) -> Pipeline:
     return Pipeline(
         vad=ScriptVad(fail_on),
-        endpointer=TrailingSilenceEndpointer(final_frames=10),
+        endpointer=Endpointer(EndpointerConfig(speculative_trailing_ms=0, final_trailing_ms=100)),
         site_id="s",
         stream_id="t",
         wall_clock=lambda: 0.0,
@@ -169,7 +185,7 @@ def test_replay_publishes_to_mqtt_when_enabled(monkeypatch: pytest.MonkeyPatch) 
     fake.MqttEventPublisher = FakePublisher  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "assistant.mqtt", fake)
     FakePublisher.instances.clear()
-    config = AssistantConfig.model_validate({"site_id": "lab", "mqtt": {"enabled": True}})
+    config = vad_only(site_id="lab", mqtt={"enabled": True})
     stdout, stderr = io.StringIO(), io.StringIO()
     assert replay(config, [str(SAMPLES / "timer.wav")], stdout=stdout, stderr=stderr) == 0
     (publisher,) = FakePublisher.instances
@@ -199,16 +215,9 @@ def test_replay_events_reach_a_real_broker(mosquitto_broker: object, tmp_path: P
     subscriber.loop_start()
     try:
         assert subscribed.wait(10)
-        config = AssistantConfig.model_validate(
-            {
-                "site_id": "lab",
-                "mqtt": {
-                    "enabled": True,
-                    "host": host,
-                    "port": port,
-                    "outbox_path": str(tmp_path / "outbox.db"),
-                },
-            }
+        config = vad_only(
+            site_id="lab",
+            mqtt={"enabled": True, "host": host, "port": port, "outbox_path": str(tmp_path / "outbox.db")},
         )
         assert replay(config, [str(SAMPLES / "timer.wav")], stdout=io.StringIO(), stderr=io.StringIO()) == 0
         assert got_endpoint.wait(10), received
@@ -254,7 +263,7 @@ def test_run_notifies_ready_then_stopping_and_logs_events(
     monkeypatch.setattr(assistant.audio.mic, "MicSource", FileAsMic)
     configure_logging("info", "json")
     try:
-        assert run(AssistantConfig(site_id="den"), device="usb") == 0
+        assert run(vad_only(site_id="den"), device="usb") == 0
         messages = [notify.recv(4096), notify.recv(4096)]
     finally:
         notify.close()
@@ -266,3 +275,121 @@ def test_run_notifies_ready_then_stopping_and_logs_events(
     endpoints = [r for r in logged if r["event"] == "endpoint"]
     assert [r["kind"] for r in endpoints] == ["speculative", "final"]
     assert endpoints[-1]["session_id"].startswith("den-")
+
+
+# --------------------------------------------------------------------------- stages from the config
+
+
+def test_without_an_installed_model_the_pipeline_runs_on_the_vad_alone(tmp_path: Path) -> None:
+    config = vad_only(asr={"model_dir": str(tmp_path / "absent")})
+    stages = build_stages(config)
+    assert (stages.recognizer, stages.wake, stages.dispatcher) == (None, None, None)
+
+
+def test_a_broken_model_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"asr\.model_dir: .*config\.json"):
+        build_stages(vad_only(asr={"model_dir": str(tmp_path)}))
+
+
+def test_a_missing_wake_model_falls_back_to_speech_onsets(tmp_path: Path) -> None:
+    config = AssistantConfig.model_validate(
+        {"asr": {"model_dir": str(tmp_path / "absent")}, "wake": {"model_path": str(tmp_path / "nowake")}}
+    )
+    assert build_stages(config).wake is None
+
+
+# --------------------------------------------------------------------------- config from other threads
+
+
+def names_pipeline(wake: FakeWake | None = None) -> tuple[Pipeline, FakeRecognizer]:
+    def biasing_for(names: object) -> object:
+        if "Bad" in names:  # type: ignore[operator]
+            raise ValueError("cannot build a graph over 'Bad'")
+        return tuple(names)  # type: ignore[call-overload]
+
+    recognizer = FakeRecognizer({})
+    built = Pipeline(
+        vad=ScriptVad(),
+        endpointer=Endpointer(),
+        site_id="s",
+        stream_id="t",
+        wall_clock=lambda: 0.0,
+        recognizer=recognizer,
+        wake=wake,
+        names=Names(devices=("lamp",), contacts=("Ann",)),
+        biasing_for=biasing_for,  # type: ignore[arg-type]
+    )
+    return built, recognizer
+
+
+def test_names_from_mqtt_reach_the_pipeline_between_frames_and_bad_ones_leave_the_previous() -> None:
+    from assistant.mqtt import NamesUpdate
+
+    inbox = ControlInbox()
+    built, recognizer = names_pipeline()
+    inbox.on_names(NamesUpdate(kind="contacts", names=["Siobhan", "Oisin"]))
+    assert built.names.contacts == ("Ann",)  # nothing happens on the network thread
+    loop = FrameLoop([], inbox=inbox)
+    loop.run(Frames(1), built)
+    assert built.names.contacts == ("Siobhan", "Oisin")
+    assert recognizer.biasing == ("Siobhan", "Oisin", "lamp")
+
+    inbox.on_names(NamesUpdate(kind="devices", names=["Bad"]))
+    inbox.on_names(NamesUpdate(kind="devices", names=["fan"]))
+    assert inbox.apply(built) == 1  # the bad list is logged and dropped, the next one still applies
+    assert built.names == Names(devices=("fan",), contacts=("Siobhan", "Oisin"))
+
+
+def test_hermes_injection_adds_names_and_add_from_vanilla_starts_from_the_config() -> None:
+    from assistant.mqtt import InjectionRequest
+
+    inbox = ControlInbox()
+    built, _ = names_pipeline()
+    inbox.on_injection(
+        InjectionRequest.model_validate({"operations": [["add", {"contact": ["Bob"], "x": ["y"]}]]})
+    )
+    inbox.apply(built)
+    assert built.names.contacts == ("Ann", "Bob")
+    inbox.on_injection(
+        InjectionRequest.model_validate({"operations": [["addFromVanilla", {"room": ["attic"]}]]})
+    )
+    inbox.apply(built)
+    assert built.names == Names(devices=("lamp",), areas=("attic",), contacts=("Ann",))
+    assert (injection_kind("Devices"), injection_kind("color")) == ("devices", None)
+
+
+def test_hotword_toggles_mute_and_unmute_the_wake_detector() -> None:
+    from assistant.mqtt import HotwordToggle
+
+    inbox, wake = ControlInbox(), FakeWake(fire_at=[])
+    built, _ = names_pipeline(wake)
+    inbox.on_hotword_toggle(HotwordToggle(enabled=False))
+    inbox.apply(built)
+    assert wake.muted
+    inbox.on_hotword_toggle(HotwordToggle(enabled=True))
+    inbox.apply(built)
+    assert not wake.muted
+
+
+def test_mqtt_sink_registers_the_config_handlers_before_it_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    class Publisher(FakePublisher):
+        def on_names(self, handler: object) -> None:
+            calls.append("names")
+
+        def on_injection(self, handler: object) -> None:
+            calls.append("injection")
+
+        def on_hotword_toggle(self, handler: object) -> None:
+            calls.append("toggle")
+
+        def start(self) -> None:
+            calls.append("start")
+
+    fake = types.ModuleType("assistant.mqtt")
+    fake.MqttEventPublisher = Publisher  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "assistant.mqtt", fake)
+    MqttSink(AssistantConfig(), ControlInbox())
+    assert calls == ["names", "injection", "toggle", "start"]

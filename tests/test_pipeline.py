@@ -1,25 +1,48 @@
-"""The pure pipeline: which events come out, at which audio times, in which states."""
+"""The pure pipeline: which events come out, at which audio times, in which states.
+
+Every stage is scripted frame by frame (VAD, recognizer, wake); the end-pointers are the real
+ones (``assistant.endpoint``) and understanding is the real dispatcher answering in-process, so
+the sequences pinned here are what the daemon emits for the same inputs.
+"""
 
 from __future__ import annotations
 
+import doctest
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 
+import assistant.pipeline
+from assistant.asr.lattice import Lattice, NBestEntry, TimedWord
+from assistant.asr.recognizer import RecognitionResult
 from assistant.audio.frames import AudioFrame
 from assistant.config import AssistantConfig
-from assistant.events import Endpoint, EventBase, IntentNotRecognized
-from assistant.pipeline import (
-    EndpointDecision,
-    Pipeline,
-    PipelineState,
-    TrailingSilenceEndpointer,
-    WakeDetection,
-)
+from assistant.dispatch import Dispatcher, DispatchResult, RoutingPolicy
+from assistant.dispatch_protocol import Hypothesis, Vocabulary
+from assistant.endpoint import Endpointer, EndpointerConfig
+from assistant.events import Endpoint, EventBase, Intent, IntentRetracted, LatticeEvent
+from assistant.pipeline import Names, Pipeline, PipelineOptions, PipelineState, normalized_text
+from assistant.wake.trigger import WakeDetection
 
 SILENT = np.zeros(160, np.int16)
+DEVICES = ["kitchen light", "fan"]
+AREAS = ["kitchen"]
+
+# Frames of 10 ms: speculative after 30 ms of trailing silence (20 ms when the words are already a
+# complete intent), final after 60 ms, sessions at most 1 s, a wake nobody follows up ends at 0.3 s.
+POINTERS = EndpointerConfig(
+    speculative_trailing_ms=30,
+    complete_intent_trailing_ms=20,
+    final_trailing_ms=60,
+    max_utterance_ms=1000,
+    no_speech_timeout_ms=300,
+)
+
+
+# --------------------------------------------------------------------------- scripted stages
 
 
 class FakeVad:
@@ -34,41 +57,137 @@ class FakeVad:
         self.calls += 1
         return decision
 
-    def reset(self) -> None:
-        pass
+
+def entry(text: str, score: float) -> NBestEntry:
+    words = tuple(
+        TimedWord(word, 0.1 * i, 0.1 * i + 0.1, acoustic=score / 4) for i, word in enumerate(text.split())
+    )
+    return NBestEntry(text, words, acoustic=score, context=0.0)
+
+
+class FakeRecognizer:
+    """A decoder whose running 1-best becomes ``script[i]`` at stream frame ``i`` (counted over
+    the whole stream, like the real encoder) — but only inside the utterance that is running
+    then. ``rescored[i]``: what ``finalize`` at frame ``i`` says instead (the buffered tail or
+    the N-best changed the 1-best without a new token in the running best)."""
+
+    def __init__(self, script: dict[int, str], rescored: dict[int, str] | None = None) -> None:
+        self.script = script
+        self.rescored = rescored or {}
+        self.frames = 0
+        self.utterance_start = 0
+        self.utterance_resets = 0
+        self.stream_resets = 0
+        self.finalized: list[int] = []
+        self.biasing: object = None
+        self.biasing_at_reset: list[object] = []
+
+    def _last_change(self) -> tuple[int, str]:
+        changes = [(f, t) for f, t in self.script.items() if self.utterance_start <= f < self.frames]
+        return max(changes) if changes else (self.utterance_start - 1, "")
+
+    @property
+    def trailing_blank_frames(self) -> int:
+        return self.frames - 1 - self._last_change()[0]
+
+    def accept_frames(self, log_mel: np.ndarray) -> None:
+        assert log_mel.shape == (1, 80)
+        self.frames += 1
+
+    def partial(self) -> str:
+        return self._last_change()[1]
+
+    def finalize(self) -> RecognitionResult:
+        self.finalized.append(self.frames - 1)
+        text = self.rescored.get(self.frames - 1, self.partial())
+        if not text:
+            return RecognitionResult("", (), (), Lattice.from_nbest([]))
+        nbest = (entry(text, -1.0), entry("mumble", -3.0))
+        return RecognitionResult(text, (), nbest, Lattice.from_nbest(nbest))
+
+    def reset_stream(self) -> None:
+        self.stream_resets += 1
+
+    def reset_utterance(self) -> None:
+        self.utterance_resets += 1
+        self.utterance_start = self.frames
+        self.biasing_at_reset.append(self.biasing)
+
+    def set_biasing(self, biasing: object) -> None:
+        self.biasing = biasing
 
 
 class FakeWake:
     def __init__(self, fire_at: Sequence[int]) -> None:
         self.fire_at = set(fire_at)
         self.frames = 0
+        self.muted = False
+        self.flags: list[bool] = []
 
-    def accept(self, frame: np.ndarray) -> WakeDetection | None:
-        index, self.frames = self.frames, self.frames + 1
-        return WakeDetection("hey_jarvis", 0.9) if index in self.fire_at else None
+    @property
+    def wakeword_id(self) -> str:
+        return "hey_jarvis"
+
+    def accept(
+        self, log_mel_frames: np.ndarray, vad_speech_flags: np.ndarray | None = None
+    ) -> list[WakeDetection]:
+        assert vad_speech_flags is not None and len(vad_speech_flags) == len(log_mel_frames)
+        self.flags.extend(bool(flag) for flag in vad_speech_flags)
+        index, self.frames = self.frames, self.frames + len(log_mel_frames)
+        return [] if self.muted or index not in self.fire_at else [WakeDetection(index - 1, 0.93)]
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
 
     def reset(self) -> None:
-        pass
+        self.frames = 0
+
+
+class RecordingDispatcher:
+    """The real dispatcher (no broker: the in-process NLU answers), with its requests recorded."""
+
+    def __init__(self) -> None:
+        self.inner = Dispatcher(
+            RoutingPolicy("edge", {"cloud": 0.8, "edge": 0.4}),
+            site_id="kitchen",
+            vocabulary=Vocabulary(devices=DEVICES, areas=AREAS),
+            clock=lambda: 0.0,
+            request_id=lambda: "r",
+        )
+        self.requests: list[tuple[str, bool, str | None]] = []
+        self.lattices: list[dict[str, Any] | None] = []
+
+    def dispatch(
+        self,
+        nbest: Sequence[Hypothesis],
+        *,
+        lattice: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        speculative: bool = False,
+    ) -> DispatchResult:
+        self.requests.append((nbest[0].text, speculative, session_id))
+        self.lattices.append(lattice)
+        return self.inner.dispatch(nbest, lattice=lattice, session_id=session_id, speculative=speculative)
+
+    def update_names(self, kind: Any, names: Sequence[str]) -> None:
+        self.inner.update_names(kind, names)
 
 
 def make_pipeline(
-    *, final: int = 5, speculative: int = 0, max_frames: int = 1000, no_speech: int = 400, **kwargs: object
+    *, pointers: EndpointerConfig = POINTERS, options: PipelineOptions | None = None, **stages: Any
 ) -> tuple[Pipeline, FakeVad]:
+    stages.setdefault("names", Names(devices=tuple(DEVICES), areas=tuple(AREAS)))
     vad = FakeVad()
     counter = itertools.count(1)
     pipeline = Pipeline(
         vad=vad,
-        endpointer=TrailingSilenceEndpointer(
-            final_frames=final,
-            speculative_frames=speculative,
-            max_frames=max_frames,
-            no_speech_frames=no_speech,
-        ),
+        endpointer=Endpointer(pointers),
         site_id="kitchen",
         stream_id="test",
         wall_clock=lambda: 1234.5,
         event_id=lambda: f"e{next(counter)}",
-        **kwargs,  # type: ignore[arg-type]
+        options=options,
+        **stages,
     )
     return pipeline, vad
 
@@ -81,65 +200,390 @@ def run(pipeline: Pipeline, vad: FakeVad, script: str, finish: bool = False) -> 
     return events + (pipeline.finish() if finish else [])
 
 
-def summary(events: Sequence[EventBase]) -> list[tuple[str, float, str | None]]:
-    out = []
+def summary(events: Sequence[EventBase]) -> list[tuple[Any, ...]]:
+    """Each event as (label, audio time, session) plus what matters for its type."""
+    out: list[tuple[Any, ...]] = []
     for event in events:
-        label = event.type  # type: ignore[attr-defined]
+        label: str = event.type  # type: ignore[attr-defined]
+        extra: tuple[Any, ...] = ()
         if isinstance(event, Endpoint):
             label = f"endpoint:{event.kind}:{event.reason}"
-        out.append((label, event.audio_time_s, event.session_id))
+            extra = (event.text,)
+        elif isinstance(event, Intent):
+            label = "intent:speculative" if event.speculative else "intent"
+            extra = (event.name, {s.name: s.value for s in event.slots})
+        elif isinstance(event, IntentRetracted):
+            extra = (event.name, event.reason)
+        elif event.type in ("partial", "intent_not_recognized"):  # type: ignore[attr-defined]
+            extra = (event.text,)  # type: ignore[attr-defined]
+        out.append((label, event.audio_time_s, event.session_id, *extra))
     return out
 
 
-def test_speech_then_trailing_silence_gives_started_ended_and_final_endpoint_at_exact_times() -> None:
-    pipeline, vad = make_pipeline(final=5)
+def labels(events: Sequence[EventBase]) -> list[str]:
+    return [row[0] for row in summary(events)]
+
+
+TURN_ON = {0: "turn", 2: "turn the", 4: "turn the kitchen light on"}
+KITCHEN = {"area": "kitchen"}  # the NLU reads "the kitchen light" as the lights of the kitchen
+
+
+# --------------------------------------------------------------------------- speculation
+
+
+def test_speculation_confirmed_by_the_final_endpoint_commits_without_a_second_dispatch() -> None:
+    recognizer, dispatcher = (
+        FakeRecognizer({0: "turn", 2: "turn the", 4: "turn the fan"}),
+        RecordingDispatcher(),
+    )
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "#" * 6 + "." * 6)
+    # "turn the fan" is no complete intent: the speculative end-point waits the full 30 ms, and
+    # its answer (not understood) is held back until the final end-point confirms it.
+    assert summary(events) == [
+        ("listening_started", 0.0, "test-1"),
+        ("speech_started", 0.0, "test-1"),
+        ("partial", 0.01, "test-1", "turn"),
+        ("speech_ended", 0.06, "test-1"),
+        ("endpoint:speculative:trailing_silence", 0.09, "test-1", "turn the fan"),
+        ("partial", 0.11, "test-1", "turn the fan"),  # one partial per 100 ms of audio at most
+        ("endpoint:final:trailing_silence", 0.12, "test-1", "turn the fan"),
+        ("lattice", 0.12, "test-1"),
+        ("intent_not_recognized", 0.12, "test-1", "turn the fan"),
+    ]
+    assert dispatcher.requests == [("turn the fan", True, "test-1")]
+    assert pipeline.stats.confirmed == 1 and pipeline.stats.wasted_dispatches == 0
+
+
+def test_a_complete_intent_speculates_sooner_and_its_intent_is_committed_at_the_final_endpoint() -> None:
+    recognizer, dispatcher = FakeRecognizer(TURN_ON), RecordingDispatcher()
+    pipeline, vad = make_pipeline(
+        recognizer=recognizer, dispatcher=dispatcher, options=PipelineOptions(partial_interval_s=0.01)
+    )
+    events = run(pipeline, vad, "#" * 6 + "." * 6)
+    assert summary(events) == [
+        ("listening_started", 0.0, "test-1"),
+        ("speech_started", 0.0, "test-1"),
+        ("partial", 0.01, "test-1", "turn"),
+        ("partial", 0.03, "test-1", "turn the"),
+        ("partial", 0.05, "test-1", "turn the kitchen light on"),
+        ("speech_ended", 0.06, "test-1"),
+        ("endpoint:speculative:complete_intent", 0.08, "test-1", "turn the kitchen light on"),
+        ("intent:speculative", 0.08, "test-1", "HassTurnOn", KITCHEN),
+        ("endpoint:final:trailing_silence", 0.12, "test-1", "turn the kitchen light on"),
+        ("lattice", 0.12, "test-1"),
+        ("intent", 0.12, "test-1", "HassTurnOn", KITCHEN),
+    ]
+    assert dispatcher.requests == [("turn the kitchen light on", True, "test-1")]
+    speculative, committed = (e for e in events if isinstance(e, Intent))
+    assert committed.model_dump(
+        exclude={"speculative", "audio_time_s", "event_id"}
+    ) == speculative.model_dump(exclude={"speculative", "audio_time_s", "event_id"})
+    assert committed.source == "local" and committed.confidence == pytest.approx(0.8808, abs=1e-4)
+    endpoints = [e for e in events if isinstance(e, Endpoint)]
+    assert [e.confidence for e in endpoints] == [0.8808, 0.8808]  # the 1-best's share of the N-best
+    assert pipeline.state is PipelineState.IDLE and pipeline.session_id is None
+
+
+def test_final_hypothesis_differing_from_the_speculative_one_retracts_and_dispatches_again() -> None:
+    recognizer = FakeRecognizer(TURN_ON, rescored={11: "turn on the fan"})
+    dispatcher = RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "#" * 6 + "." * 6)
+    assert summary(events)[-7:] == [
+        ("endpoint:speculative:complete_intent", 0.08, "test-1", "turn the kitchen light on"),
+        ("intent:speculative", 0.08, "test-1", "HassTurnOn", KITCHEN),
+        ("partial", 0.11, "test-1", "turn the kitchen light on"),
+        ("endpoint:final:trailing_silence", 0.12, "test-1", "turn on the fan"),
+        ("lattice", 0.12, "test-1"),
+        ("intent_retracted", 0.12, "test-1", "HassTurnOn", "hypothesis_changed"),
+        ("intent", 0.12, "test-1", "HassTurnOn", {"name": "fan"}),
+    ]
+    assert dispatcher.requests == [
+        ("turn the kitchen light on", True, "test-1"),
+        ("turn on the fan", False, "test-1"),
+    ]
+    assert pipeline.stats.wasted_dispatches == 1 and pipeline.stats.retracted_hypothesis_changed == 1
+    lattice = next(e for e in events if isinstance(e, LatticeEvent)).lattice
+    assert lattice == dispatcher.lattices[-1]  # the lattice published is the one understood
+
+
+def test_an_unchanged_hypothesis_up_to_case_and_punctuation_is_confirmed() -> None:
+    recognizer = FakeRecognizer(TURN_ON, rescored={11: "Turn the kitchen-light on."})
+    dispatcher = RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "#" * 6 + "." * 6)
+    assert labels(events)[-2:] == ["lattice", "intent"]
+    assert len(dispatcher.requests) == 1
+    assert normalized_text("Turn the kitchen-light on.") == "turn the kitchen light on"
+
+
+def test_speech_resuming_after_a_speculative_intent_retracts_it_and_the_session_goes_on() -> None:
+    script = {0: "turn", 2: "turn the kitchen light on", 15: "turn the kitchen light on and"}
+    recognizer, dispatcher = FakeRecognizer(script), RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "####" + "...." + "########" + "." * 6)
+    assert summary(events)[3:] == [
+        ("speech_ended", 0.04, "test-1"),
+        ("endpoint:speculative:complete_intent", 0.06, "test-1", "turn the kitchen light on"),
+        ("intent:speculative", 0.06, "test-1", "HassTurnOn", KITCHEN),
+        ("speech_started", 0.08, "test-1"),
+        ("intent_retracted", 0.09, "test-1", "HassTurnOn", "speech_resumed"),
+        ("partial", 0.11, "test-1", "turn the kitchen light on"),
+        ("speech_ended", 0.16, "test-1"),
+        ("endpoint:speculative:trailing_silence", 0.19, "test-1", "turn the kitchen light on and"),
+        ("partial", 0.21, "test-1", "turn the kitchen light on and"),
+        ("endpoint:final:trailing_silence", 0.22, "test-1", "turn the kitchen light on and"),
+        ("lattice", 0.22, "test-1"),
+        ("intent_not_recognized", 0.22, "test-1", "turn the kitchen light on and"),
+    ]
+    assert [speculative for _, speculative, _ in dispatcher.requests] == [True, True]
+    assert pipeline.stats.retracted_speech_resumed == 1 and pipeline.stats.wasted_dispatches == 1
+    assert pipeline.stats.confirmed == 1  # the second speculation (not understood) held
+    assert recognizer.utterance_resets == 1  # one session throughout
+
+
+def test_a_speculation_not_understood_is_kept_quiet_and_dropped_silently_when_speech_resumes() -> None:
+    recognizer = FakeRecognizer({0: "turn the", 12: "turn the fan on"})
+    dispatcher = RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "####" + "....." + "####" + "." * 7)
+    assert "intent_retracted" not in labels(events)
+    assert labels(events).count("endpoint:speculative:trailing_silence") == 1
+    assert [e for e in summary(events) if e[0].startswith("intent")][-2:] == [
+        ("intent:speculative", 0.15, "test-1", "HassTurnOn", {"name": "fan"}),
+        ("intent", 0.19, "test-1", "HassTurnOn", {"name": "fan"}),
+    ]
+    assert pipeline.stats.wasted_dispatches == 1 and pipeline.stats.retracted_speech_resumed == 0
+
+
+# --------------------------------------------------------------------------- session limits
+
+
+def test_max_length_forces_a_final_endpoint_and_the_words_so_far_are_understood() -> None:
+    recognizer, dispatcher = FakeRecognizer({0: "turn on the fan"}), RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "#" * 105)
+    assert summary(events)[-3:] == [
+        ("endpoint:final:max_length", 1.0, "test-1", "turn on the fan"),
+        ("lattice", 1.0, "test-1"),
+        ("intent", 1.0, "test-1", "HassTurnOn", {"name": "fan"}),
+    ]
+    assert dispatcher.requests == [("turn on the fan", False, "test-1")]
+    events = run(pipeline, vad, "..#")  # no new session until speech stops and starts again
+    assert summary(events)[0] == ("listening_started", 1.07, "test-2")
+
+
+def test_a_wake_nobody_follows_up_times_out_with_nothing_to_understand() -> None:
+    recognizer, dispatcher = FakeRecognizer({}), RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher, wake=FakeWake(fire_at=[3]))
+    events = run(pipeline, vad, "###" + "." * 40)
+    assert summary(events) == [
+        ("wake", 0.03, "test-1"),
+        ("listening_started", 0.04, "test-1"),
+        ("endpoint:final:no_speech", 0.33, "test-1", ""),  # 300 ms after the session opened
+        ("intent_not_recognized", 0.33, "test-1", ""),
+    ]
+    assert dispatcher.requests == []  # empty text: nothing to dispatch
+
+
+def test_wake_opens_the_session_whose_id_the_intent_carries() -> None:
+    script = {8: "turn on the fan"}
+    recognizer, dispatcher, wake = FakeRecognizer(script), RecordingDispatcher(), FakeWake(fire_at=[6])
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher, wake=wake)
+    events = run(pipeline, vad, "#####" + "#####" + "." * 7)
+    assert summary(events)[:3] == [
+        ("wake", 0.06, "test-1"),  # the end of the frame that fired (the detector answers per hop)
+        ("listening_started", 0.07, "test-1"),
+        ("speech_started", 0.07, "test-1"),  # the command runs straight on from the wake phrase
+    ]
+    assert events[0].wakeword_id == "hey_jarvis" and events[0].score == 0.93  # type: ignore[attr-defined]
+    intents = [e for e in events if isinstance(e, Intent)]
+    assert [i.session_id for i in intents] == ["test-1", "test-1"]
+    assert {e.session_id for e in events} == {"test-1"}
+    # The search restarted at the wake, the encoder did not: it was fed every frame of the stream.
+    assert recognizer.utterance_start == 6 and recognizer.frames == 17 and recognizer.stream_resets == 1
+    assert wake.flags == [True] * 10 + [False] * 7  # the VAD flags go with the features
+
+
+def test_a_pause_after_the_wake_phrase_neither_ends_the_session_nor_counts_as_the_command() -> None:
+    # "hey jarvis" (frames 0-6, the VAD still hearing it when the wake fires at 5), 150 ms of
+    # silence (more than the final 60 ms), then the command.
+    recognizer, dispatcher = FakeRecognizer({24: "turn on the fan"}), RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher, wake=FakeWake(fire_at=[5]))
+    events = run(pipeline, vad, "#######" + "." * 15 + "####" + "." * 8)
+    assert [row[:2] for row in summary(events)] == [
+        ("wake", 0.05),
+        ("listening_started", 0.06),
+        ("speech_started", 0.06),
+        ("speech_ended", 0.07),
+        ("speech_started", 0.22),
+        ("partial", 0.25),
+        ("speech_ended", 0.26),
+        ("endpoint:speculative:complete_intent", 0.28),
+        ("intent:speculative", 0.28),
+        ("endpoint:final:trailing_silence", 0.32),
+        ("lattice", 0.32),
+        ("intent", 0.32),
+    ]
+
+
+def test_a_wake_phrase_followed_by_silence_still_times_out_as_no_speech() -> None:
+    pipeline, vad = make_pipeline(
+        recognizer=FakeRecognizer({}), dispatcher=RecordingDispatcher(), wake=FakeWake(fire_at=[5])
+    )
+    events = run(pipeline, vad, "#######" + "." * 40)
+    assert summary(events)[-2:] == [
+        ("endpoint:final:no_speech", 0.35, "test-1", ""),  # 30 frames from the one that opened it
+        ("intent_not_recognized", 0.35, "test-1", ""),
+    ]
+
+
+def test_wake_during_a_session_is_ignored_and_speech_outside_sessions_opens_none() -> None:
+    pipeline, vad = make_pipeline(wake=FakeWake(fire_at=[0, 3]))
+    events = run(pipeline, vad, "#####" + "." * 10 + "###" + "." * 10)
+    assert labels(events).count("wake") == 1 and labels(events).count("listening_started") == 1
+
+
+def test_a_muted_wake_detector_opens_no_session() -> None:
+    wake = FakeWake(fire_at=[2])
+    pipeline, vad = make_pipeline(wake=wake)
+    pipeline.set_wake_muted(True)
+    assert run(pipeline, vad, "#####....") == []
+    pipeline.set_wake_muted(False)
+    assert not wake.muted
+
+
+def test_finish_closes_an_open_session_at_the_end_of_the_stream() -> None:
+    recognizer, dispatcher = FakeRecognizer({3: "turn on the fan"}), RecordingDispatcher()
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher)
+    events = run(pipeline, vad, "..####", finish=True)
+    assert summary(events)[-4:] == [
+        ("speech_ended", 0.06, "test-1"),
+        ("endpoint:final:end_of_stream", 0.06, "test-1", "turn on the fan"),
+        ("lattice", 0.06, "test-1"),
+        ("intent", 0.06, "test-1", "HassTurnOn", {"name": "fan"}),
+    ]
+    assert pipeline.state is PipelineState.IDLE
+    assert pipeline.finish() == []
+
+
+# --------------------------------------------------------------------------- partials, names, failures
+
+
+def test_partials_are_rate_limited_in_audio_time_and_the_latest_text_still_goes_out() -> None:
+    script = {0: "a", 1: "a b", 2: "a b c", 9: "a b c d"}
+    pipeline, vad = make_pipeline(
+        recognizer=FakeRecognizer(script), options=PipelineOptions(partial_interval_s=0.05)
+    )
+    events = run(pipeline, vad, "#" * 12)
+    assert [(t, text) for label, t, _, text in summary(events)[2:] if label == "partial"] == [
+        (0.01, "a"),
+        (0.06, "a b c"),  # "a b" was overtaken before its turn came
+        (0.11, "a b c d"),
+    ]
+
+
+def test_names_rebuild_the_biasing_graph_for_the_next_utterance_and_reach_the_nlu() -> None:
+    built: list[list[str]] = []
+
+    def biasing_for(names: Sequence[str]) -> object:
+        if any(name == "bad" for name in names):
+            raise ValueError("cannot tokenize 'bad'")
+        built.append(list(names))
+        return tuple(names)
+
+    recognizer, dispatcher = FakeRecognizer({0: "call siobhan"}), RecordingDispatcher()
+    pipeline, vad = make_pipeline(
+        recognizer=recognizer,
+        dispatcher=dispatcher,
+        names=Names(devices=("fan",)),
+        biasing_for=biasing_for,  # type: ignore[arg-type]
+    )
+    assert built == [["fan"]] and recognizer.biasing == ("fan",)
+    pipeline.update_names("contacts", ["Siobhan"])
+    assert recognizer.biasing == ("Siobhan", "fan")
+    with pytest.raises(ValueError, match="bad"):
+        pipeline.update_names("contacts", ["bad"])
+    with pytest.raises(ValueError, match="non-empty"):
+        pipeline.update_names("devices", ["  "])
+    assert pipeline.names == Names(devices=("fan",), contacts=("Siobhan",))  # the previous names stay
+    assert recognizer.biasing == ("Siobhan", "fan")
+    events = run(pipeline, vad, "###" + "." * 7)
+    assert recognizer.biasing_at_reset == [("Siobhan", "fan")]
+    assert summary(events)[-1] == ("intent", 0.09, "test-1", "Call", {"contact": "Siobhan"})
+    assert dispatcher.inner.vocabulary.contacts == ["Siobhan"]
+
+
+def test_a_dispatcher_that_raises_gives_an_error_event_and_the_session_still_ends() -> None:
+    class Broken(RecordingDispatcher):
+        def dispatch(self, nbest: Sequence[Hypothesis], **kwargs: Any) -> DispatchResult:
+            raise RuntimeError("edge processor on fire")
+
+    pipeline, vad = make_pipeline(recognizer=FakeRecognizer({0: "turn on the fan"}), dispatcher=Broken())
+    events = run(pipeline, vad, "###" + "." * 7)
+    assert labels(events)[-5:] == [
+        "endpoint:speculative:complete_intent",
+        "error",
+        "endpoint:final:trailing_silence",
+        "lattice",
+        "intent_not_recognized",
+    ]
+    error = next(e for e in events if e.type == "error")  # type: ignore[attr-defined]
+    assert "edge processor on fire" in error.message  # type: ignore[attr-defined]
+    assert pipeline.state is PipelineState.IDLE and pipeline.stats.dispatch_errors == 1
+
+
+def test_outside_sessions_the_search_restarts_periodically_but_the_encoder_runs_on() -> None:
+    recognizer = FakeRecognizer({})
+    pipeline, vad = make_pipeline(recognizer=recognizer, options=PipelineOptions(idle_search_reset_s=0.1))
+    run(pipeline, vad, "." * 35)
+    assert recognizer.frames == 35 and recognizer.utterance_resets == 3
+
+
+def test_low_confidence_intents_are_not_recognized() -> None:
+    recognizer = FakeRecognizer({0: "turn on the fan"})
+    pipeline, vad = make_pipeline(
+        recognizer=recognizer, dispatcher=RecordingDispatcher(), options=PipelineOptions(min_confidence=0.9)
+    )
+    events = run(pipeline, vad, "###" + "." * 7)
+    assert labels(events)[-1] == "intent_not_recognized" and "intent:speculative" not in labels(events)
+
+
+def test_replay_is_reproducible_event_for_event() -> None:
+    def once() -> list[dict[str, Any]]:
+        pipeline, vad = make_pipeline(
+            recognizer=FakeRecognizer(TURN_ON, rescored={30: "turn on the fan"}),
+            dispatcher=RecordingDispatcher(),
+            wake=FakeWake(fire_at=[2, 40]),
+        )
+        return [e.model_dump() for e in run(pipeline, vad, ("######" + "." * 25) * 3, finish=True)]
+
+    first = once()
+    assert first == once() and len(first) > 10
+
+
+# --------------------------------------------------------------------------- VAD only (no recognizer)
+
+
+def test_vad_only_speech_then_trailing_silence_gives_started_ended_and_final_endpoint() -> None:
+    pipeline, vad = make_pipeline()
     events = run(pipeline, vad, "..." + "#" * 10 + "." * 6)
     assert summary(events) == [
         ("listening_started", 0.03, "test-1"),
         ("speech_started", 0.03, "test-1"),
         ("speech_ended", 0.13, "test-1"),  # start of the first non-speech frame
-        ("endpoint:final:trailing_silence", 0.18, "test-1"),  # 5 frames (50 ms) after the offset
+        ("endpoint:speculative:trailing_silence", 0.16, "test-1", ""),
+        ("endpoint:final:trailing_silence", 0.19, "test-1", ""),  # 6 frames (60 ms) after the offset
     ]
     assert pipeline.state is PipelineState.IDLE
     assert all(e.site_id == "kitchen" and e.wall_time == 1234.5 for e in events)
 
 
-def test_no_endpoint_before_the_trailing_silence_is_complete() -> None:
-    pipeline, vad = make_pipeline(final=5)
-    events = run(pipeline, vad, "#" * 3 + "." * 4)
-    assert [e.type for e in events] == ["listening_started", "speech_started", "speech_ended"]  # type: ignore[attr-defined]
-    assert pipeline.state is PipelineState.LISTENING
-
-
-def test_speculative_endpoint_then_final_and_the_states_between() -> None:
-    pipeline, vad = make_pipeline(final=6, speculative=3)
-    events = run(pipeline, vad, "####...")
-    assert summary(events)[-1] == ("endpoint:speculative:trailing_silence", 0.07, "test-1")
-    assert pipeline.state is PipelineState.SPECULATED
-    events = run(pipeline, vad, "...")
-    assert summary(events) == [("endpoint:final:trailing_silence", 0.1, "test-1")]
-    assert pipeline.state is PipelineState.IDLE
-
-
-def test_speech_resuming_after_speculation_returns_to_listening_in_the_same_session() -> None:
-    pipeline, vad = make_pipeline(final=6, speculative=3)
-    run(pipeline, vad, "####...")
-    events = run(pipeline, vad, "##" + "......")
-    assert summary(events) == [
-        ("speech_started", 0.07, "test-1"),
-        ("speech_ended", 0.09, "test-1"),
-        ("endpoint:speculative:trailing_silence", 0.12, "test-1"),
-        ("endpoint:final:trailing_silence", 0.15, "test-1"),
-    ]
-    state_after_resume, vad2 = make_pipeline(final=6, speculative=3)
-    run(state_after_resume, vad2, "####...#")
-    assert state_after_resume.state is PipelineState.LISTENING
-
-
-def test_pauses_shorter_than_the_final_silence_stay_in_one_session() -> None:
-    pipeline, vad = make_pipeline(final=5)
+def test_vad_only_pauses_shorter_than_the_final_silence_stay_in_one_session() -> None:
+    pipeline, vad = make_pipeline(pointers=EndpointerConfig(speculative_trailing_ms=0, final_trailing_ms=50))
     events = run(pipeline, vad, "###....###" + "....." + "##" + ".....")
-    assert summary(events) == [
+    assert [row[:3] for row in summary(events)] == [
         ("listening_started", 0.0, "test-1"),
         ("speech_started", 0.0, "test-1"),
         ("speech_ended", 0.03, "test-1"),  # a 4-frame pause: shorter than the final silence
@@ -153,138 +597,31 @@ def test_pauses_shorter_than_the_final_silence_stay_in_one_session() -> None:
     ]
 
 
-def test_session_ids_count_up_per_utterance_and_replay_is_reproducible() -> None:
-    script = "##......" * 3
-    first, vad1 = make_pipeline(final=5)
-    second, vad2 = make_pipeline(final=5)
-    a, b = run(first, vad1, script), run(second, vad2, script)
-    assert [e.model_dump() for e in a] == [e.model_dump() for e in b]
-    assert sorted({e.session_id for e in a}) == ["test-1", "test-2", "test-3"]
-
-
-def test_max_length_forces_a_final_endpoint_and_no_new_session_until_speech_stops() -> None:
-    pipeline, vad = make_pipeline(final=5, max_frames=10)
-    events = run(pipeline, vad, "#" * 15)
-    assert summary(events) == [
-        ("listening_started", 0.0, "test-1"),
-        ("speech_started", 0.0, "test-1"),
-        ("endpoint:final:max_length", 0.1, "test-1"),
-    ]
-    events = run(pipeline, vad, "..#")
-    assert summary(events)[0] == ("listening_started", 0.17, "test-2")
-
-
 def test_without_speech_nothing_happens() -> None:
-    pipeline, vad = make_pipeline()
+    pipeline, vad = make_pipeline(recognizer=FakeRecognizer({}), dispatcher=RecordingDispatcher())
     assert run(pipeline, vad, "." * 100) == []
     assert pipeline.state is PipelineState.IDLE and pipeline.sessions_opened == 0
 
 
-def test_wake_opens_the_session_and_speech_outside_sessions_is_ignored() -> None:
-    pipeline, vad = make_pipeline(final=5, wake=FakeWake(fire_at=[6]))
-    events = run(pipeline, vad, "###.." + "##" + "###" + ".....")
-    assert summary(events) == [
-        ("wake", 0.07, "test-1"),
-        ("listening_started", 0.07, "test-1"),
-        ("speech_started", 0.07, "test-1"),  # the command runs straight on from the wake phrase
-        ("speech_ended", 0.1, "test-1"),
-        ("endpoint:final:trailing_silence", 0.15, "test-1"),
-    ]
-    assert events[0].wakeword_id == "hey_jarvis" and events[0].score == 0.9  # type: ignore[attr-defined]
-
-
-def test_wake_during_a_session_is_ignored() -> None:
-    pipeline, vad = make_pipeline(final=5, wake=FakeWake(fire_at=[0, 3]))
-    events = run(pipeline, vad, "#####.....")
-    assert [e.type for e in events].count("wake") == 1  # type: ignore[attr-defined]
-
-
-def test_wake_without_following_speech_times_out_as_no_speech() -> None:
-    pipeline, vad = make_pipeline(final=5, no_speech=20, wake=FakeWake(fire_at=[0]))
-    events = run(pipeline, vad, "." * 30)
-    assert summary(events) == [
-        ("wake", 0.01, "test-1"),
-        ("listening_started", 0.01, "test-1"),
-        ("endpoint:final:no_speech", 0.2, "test-1"),
-    ]
-
-
-def test_finish_closes_an_open_session_at_the_end_of_the_stream() -> None:
-    pipeline, vad = make_pipeline(final=50)
-    events = run(pipeline, vad, "..####", finish=True)
-    assert summary(events)[-2:] == [
-        ("speech_ended", 0.06, "test-1"),
-        ("endpoint:final:end_of_stream", 0.06, "test-1"),
-    ]
-    assert pipeline.state is PipelineState.IDLE
-    assert pipeline.finish() == []
-
-
-class FakeRecognizer:
-    def __init__(self) -> None:
-        self.words = iter(["turn", "turn on", "turn on", "turn on the light"])
-        self.current = ""
-        self.resets = 0
-
-    def accept(self, frame: np.ndarray) -> str | None:
-        new = next(self.words, self.current)
-        changed = new != self.current
-        self.current = new
-        return new if changed else None
-
-    def text(self) -> str:
-        return self.current
-
-    def reset(self) -> None:
-        self.resets += 1
-
-
-class FakeDispatcher:
-    def __init__(self) -> None:
-        self.seen: list[Endpoint] = []
-
-    def on_endpoint(self, endpoint: Endpoint) -> list[EventBase]:
-        self.seen.append(endpoint)
-        return [
-            IntentNotRecognized(
-                site_id=endpoint.site_id,
-                session_id=endpoint.session_id,
-                audio_time_s=endpoint.audio_time_s,
-                text=endpoint.text,
-            )
-        ]
-
-
-def test_recognizer_partials_and_dispatcher_results_are_composed_in_order() -> None:
-    recognizer, dispatcher = FakeRecognizer(), FakeDispatcher()
-    pipeline, vad = make_pipeline(final=3, speculative=2, recognizer=recognizer, dispatcher=dispatcher)
-    events = run(pipeline, vad, "####...")
-    kinds = [(e.type, getattr(e, "text", None)) for e in events]  # type: ignore[attr-defined]
-    assert kinds == [
-        ("listening_started", None),
-        ("speech_started", None),
-        ("partial", "turn"),
-        ("partial", "turn on"),
-        ("partial", "turn on the light"),
-        ("speech_ended", None),
-        ("endpoint", "turn on the light"),
-        ("intent_not_recognized", "turn on the light"),
-        ("endpoint", "turn on the light"),
-        ("intent_not_recognized", "turn on the light"),
-    ]
-    assert [e.kind for e in dispatcher.seen] == ["speculative", "final"]
-    assert recognizer.resets == 1
-
-
-def test_from_config_turns_milliseconds_into_frames() -> None:
+def test_from_config_composes_the_configured_endpointers_and_names() -> None:
     config = AssistantConfig.model_validate(
-        {"site_id": "den", "endpoint": {"final_trailing_ms": 400, "speculative_trailing_ms": 200}}
+        {
+            "site_id": "den",
+            "endpoint": {"final_trailing_ms": 400, "speculative_trailing_ms": 200},
+            "biasing": {"contacts": ["Ann"], "devices": ["lamp"]},
+        }
     )
     pipeline = Pipeline.from_config(config, stream_id="s", wall_clock=lambda: 0.0)
     assert pipeline.site_id == "den"
-    assert isinstance(pipeline.endpointer, TrailingSilenceEndpointer)
-    assert (pipeline.endpointer.final_frames, pipeline.endpointer.speculative_frames) == (40, 20)
-    assert pipeline.endpointer.max_frames == 1000
+    assert isinstance(pipeline.endpointer, Endpointer)
+    assert (
+        pipeline.endpointer.config.speculative_trailing_ms,
+        pipeline.endpointer.config.final_trailing_ms,
+    ) == (
+        200,
+        400,
+    )
+    assert pipeline.names == Names(devices=("lamp",), contacts=("Ann",))
 
 
 def test_real_vad_pipeline_on_silence_emits_nothing() -> None:
@@ -292,14 +629,5 @@ def test_real_vad_pipeline_on_silence_emits_nothing() -> None:
     assert [e for i in range(100) for e in pipeline.process(AudioFrame(i, SILENT))] == []
 
 
-def test_endpointer_speculative_not_later_than_final_is_disabled() -> None:
-    pointer = TrailingSilenceEndpointer(final_frames=3, speculative_frames=3)
-    pointer.start()
-    assert [pointer.update(s) for s in (True, False, False, False)] == [
-        None,
-        None,
-        None,
-        EndpointDecision("final", "trailing_silence"),
-    ]
-    with pytest.raises(ValueError):
-        TrailingSilenceEndpointer(final_frames=0)
+def test_the_module_docstring_examples_hold() -> None:
+    assert doctest.testmod(assistant.pipeline).failed == 0
