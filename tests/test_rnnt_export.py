@@ -102,7 +102,9 @@ def test_int8_variants_are_quantized_smaller_and_close(exported: tuple[dict[str,
     predictor_ops = {
         n.op_type for n in onnx.load(str(model_dir / str(config.files.predictor_int8))).graph.node
     }
-    assert "DequantizeLinear" in predictor_ops  # the int8 embedding table
+    assert {"DequantizeLinear", "MatMulInteger"} <= predictor_ops  # int8 embedding table and projection
+    joiner_ops = {n.op_type for n in onnx.load(str(model_dir / str(config.files.joiner_int8))).graph.node}
+    assert "MatMulInteger" in joiner_ops and "Gemm" not in joiner_ops
     assert (model_dir / str(config.files.encoder_int8)).stat().st_size < (
         model_dir / config.files.encoder
     ).stat().st_size

@@ -142,3 +142,16 @@ def test_parameter_budgets() -> None:
     assert count_parameters(RnntModel(CONFIGS["tiny"])) < 50_000
     with pytest.raises(ValueError, match="predictor_groups"):
         RnntModel(dataclasses.replace(SMALL, predictor_groups=7))
+
+
+def test_bf16_encoder_option_keeps_float32_logits_close_to_float32_training() -> None:
+    model = _model()
+    features, lengths, targets = (
+        torch.randn(2, 40, 80),
+        torch.tensor([40, 33]),
+        torch.tensor([[3, 4], [5, 0]]),
+    )
+    exact = model(features, lengths, targets)
+    fast = model(features, lengths, targets, bf16_encoder=True)
+    assert fast.logits.dtype == fast.encoder_out.dtype == torch.float32
+    torch.testing.assert_close(fast.logits, exact.logits, atol=0.05, rtol=0.05)

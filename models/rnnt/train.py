@@ -82,6 +82,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 5.0
     ctc_weight: float = 0.3  # auxiliary CTC loss on the encoder (0 turns it off)
+    bf16_encoder: bool = False  # bfloat16 autocast for the encoder: faster, LSTM cell state in bf16
     max_batch_frames: int = 8000  # padded 10 ms feature frames per batch (80 s of audio)
     max_batch_utterances: int = 64
     # budget (total across resumes) and bookkeeping
@@ -378,7 +379,7 @@ def train(
         lr = learning_rate(config, state.step, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        output = model(batch.features, batch.lengths, batch.targets)
+        output = model(batch.features, batch.lengths, batch.targets, bf16_encoder=config.bf16_encoder)
         loss = rnnt_loss(
             output.logits, batch.targets, output.frame_lengths, batch.target_lengths, reduction="sum"
         )
