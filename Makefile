@@ -70,6 +70,15 @@ eval:
 eval-dispatch:
 	$(PY) -m models.eval.dispatch --out docs/results
 
+## train-wake: a wake model for $(WAKE) from synthetic speech → models/wake/<id> (make train-wake WAKE="hey computer")
+WAKE_PROFILE ?= full
+train-wake: voices
+	$(PY) -m models.wakeword.train --phrase "$(WAKE)" --profile $(WAKE_PROFILE)
+
+## eval-wake: false rejects (reserved voices, clean + 10 dB), false accepts/h (3 h streams), dev-real, CPU, DET, pocketsphinx
+eval-wake:
+	$(PY) -m models.wakeword.evaluate --phrase "$(WAKE)" --out docs/results
+
 bench:
 	$(PY) -m assistant.bench --out docs/results/bench
 

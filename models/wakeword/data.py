@@ -129,6 +129,20 @@ def load_audio(path: Path) -> Audio:
     return to_16k(audio, rate)
 
 
+def readable_real_negatives(split: str, log: Callable[[str], None] | None = None) -> list[tuple[Path, Audio]]:
+    """The real recordings of one half that decode; a few FLAC files in the set are damaged."""
+    found = []
+    broken = []
+    for path in real_negative_files(split):
+        try:
+            found.append((path, load_audio(path)))
+        except (RuntimeError, OSError) as error:  # soundfile's LibsndfileError is a RuntimeError
+            broken.append(f"{path.parent.name}/{path.name} ({error})")
+    if broken and log:
+        log(f"skipped {len(broken)} unreadable real recordings: {', '.join(broken)}")
+    return found
+
+
 # ---------------------------------------------------------------------------------------- units
 
 
@@ -252,17 +266,6 @@ def synthesize_units(
             speak(text, pool[int(rng.integers(len(pool)))], "sentence")
         if progress:
             progress(f"sentences done: {len(units)} units")
-    if recipe.real_negatives:
-        for path in real_negative_files("train"):
-            units.append(
-                Unit(
-                    load_audio(path),
-                    path.parent.name,
-                    f"real:{path.parent.name}",
-                    "real",
-                    voice_split(path.name, recipe.validation_share),
-                )
-            )
     return units
 
 
@@ -302,10 +305,14 @@ def load_or_make_units(
     progress: Callable[[str], None] | None = None,
 ) -> list[Unit]:
     path = cache_dir / f"units-{recipe.cache_key()}.npz"
-    if path.exists():
-        return load_units(path)
-    save_units(path, synthesize_units(recipe, assets, generated, progress))
-    return load_units(path)  # the 16-bit copy: a first run trains on what later runs load
+    if not path.exists():
+        save_units(path, synthesize_units(recipe, assets, generated, progress))
+    units = load_units(path)  # the 16-bit copy: a first run trains on what later runs load
+    if recipe.real_negatives:
+        for file, audio in readable_real_negatives("train", progress):
+            split = voice_split(file.name, recipe.validation_share)
+            units.append(Unit(audio, file.parent.name, f"real:{file.parent.name}", "real", split))
+    return units
 
 
 # ------------------------------------------------------------------------------------- examples
