@@ -117,3 +117,25 @@ def test_pocketsphinx_hears_no_keyword_in_silence() -> None:
     from models.wakeword.evaluate import kws_times
 
     assert kws_times(np.zeros(32000, np.int16), "hey jarvis", 1e-20) == []
+
+
+def test_model_card_states_the_measured_figures_and_the_command() -> None:
+    from models.wakeword.evaluate import model_card
+
+    results = fake_results()
+    results["data"]["negative_hours"] = 3.0
+    results["cpu"]["percent_one_core_gated"] = 0.5
+    config = {
+        "wakeword_id": "hey_jarvis",
+        "phrase": "hey jarvis",
+        "parameters": 30000,
+        "receptive_field_frames": 186,
+        "training": {
+            "command": "python -m models.wakeword.train --profile small",
+            "network": {"channels": 48},
+        },
+        "metrics": {"validation": {"false_reject_rate": 0.02}},
+    }
+    card = model_card(results, config, "python -m models.wakeword.evaluate --hours 3")
+    assert "| 0.04 | 0.1 | 0.3 | 3.0 | 1 of 360 | 0.5 |" in card
+    assert "--profile small" in card and "--hours 3" in card and "1860 ms" in card

@@ -536,6 +536,55 @@ def det_plot(results: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def model_card(results: dict[str, Any], model_config: dict[str, Any], command: str) -> str:
+    """MODEL_CARD.md for a shipped wake model: what it is, how it was made, what it measured."""
+    training = model_config.get("training", {})
+    network = training.get("network", {})
+    validation = model_config.get("metrics", {}).get("validation", {})
+    d = results["default_operating_point"]
+    lines = [
+        f'# Wake model `{model_config["wakeword_id"]}`: "{model_config["phrase"]}"',
+        "",
+        f"Causal dilated depthwise-separable CNN over the shared 80-dim log-mel (20 ms steps), "
+        f"{model_config['parameters']} parameters, {network.get('channels')} channels, dilations "
+        f"{network.get('dilations')}, receptive field {model_config['receptive_field_frames'] * 10} ms. "
+        "ONNX (`wake.onnx`) with an explicit state; `wake.json` holds the contract and the operating points.",
+        "",
+        "## How it was made",
+        "",
+        f"`{training.get('command', '')}` — {training.get('wall_s')} s wall, "
+        f"{training.get('cpu_s_main_process')} s CPU in the training process (TTS subprocesses not counted).",
+        f"Data: {json.dumps(training.get('data', {}))}.",
+        "Positives: the phrase synthesized by the training voices (espeak-ng, flite, festival, Kokoro), "
+        "augmented (speed, room, real/coloured noise, babble, music, microphone, level) in 3 s stream-like "
+        'clips. Negatives: chatter and commands without the phrase, confusables ("hey travis", "jarvis", '
+        '"harvest", ...), music-like audio, noise, and the training half (odd-numbered) of the real '
+        "wake-negatives. Reserved voices (joe, slt) never enter training.",
+        "",
+        "## Measured",
+        "",
+        f"Validation (held-out training-pool voices, used to place the operating points): "
+        f"{json.dumps(validation)}.",
+        "",
+        f"Evaluation (`{command}`), reserved voices, default sensitivity 0.5 (threshold {d['threshold']}):",
+        "",
+        "| FRR clean | FRR 10 dB | FA/h | negative hours | dev-real files fired | CPU % of a core (gated) |",
+        "|---|---|---|---|---|---|",
+        f"| {d['frr_clean']} | {d['frr_noise_10db']} | {d['false_accepts_per_hour']} | "
+        f"{results['data']['negative_hours']} | {d['dev_real_files_fired']} of "
+        f"{results['data']['dev_real_files']} "
+        f"| {results['cpu']['percent_one_core_gated']} |",
+        "",
+        "Targets (FRR ≤ 5 % at ≤ 0.5 FA/h on ≥ 3 h, CPU ≤ 2 %): "
+        + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in results["meets_targets"].items())
+        + ".",
+        "",
+        "Full table, DET curve and the pocketsphinx peer: `docs/results/` (`make eval-wake`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from models.wakeword.train import wakeword_id_for
 
@@ -553,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unique-sentences", type=int, default=EvalConfig.unique_sentences)
     parser.add_argument("--peer-hours", type=float, help="limit the peer's negative audio (it is slower)")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--card", action="store_true", help="also write the model's MODEL_CARD.md")
     args = parser.parse_args(argv)
     model_dir = args.model or Path("models/wake") / wakeword_id_for(args.phrase)
     name = args.name or ("wake" if model_dir.name == "hey_jarvis" else f"wake_{model_dir.name}")
@@ -575,6 +625,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{name}.md").write_text(markdown(results).replace("wake_det.png", f"{name}_det.png"))
     if not det_plot(results, args.out / f"{name}_det.png"):
         log("matplotlib is not installed: no DET picture (pip install -e '.[bench]')")
+    if args.card:
+        model_config = json.loads((model_dir / "wake.json").read_text())
+        command = "python -m models.wakeword.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
+        (model_dir / "MODEL_CARD.md").write_text(model_card(results, model_config, command))
     log(f"wrote {args.out / name}.json in {results['wall_s']} s")
     return 0
 
