@@ -8,13 +8,15 @@ Wire format (JSON, QoS 1). Request on ``<prefix>/<site>/edge/request``::
 for an int8 input (quantized with the image's scale). Reply on
 ``<prefix>/<site>/edge/response/<request_id>``::
 
-    {"request_id": "r-17", "ok": true, "outputs": {"logits": [[...]]}, "counters": {...},
+    {"request_id": "r-17", "ok": true, "source": "edge", "outputs": {"logits": [[...]]},
+     "counters": {...}, "load_counters": {...},
      "simulated_s": 1.2e-05,
      "image": {"name": ..., "checksum": ..., "size_bytes": ..., "dense_size_bytes": ...}}
 
 ``outputs`` are dequantized to real values; ``counters`` are ``cost.Counters.to_dict()`` of this
-request (MACs issued/skipped, cycles, DRAM/SRAM bytes, energy), ``simulated_s`` the cycles at the
-modelled clock. As in ``docs/dispatch.md``: ``request_id`` matches ``[A-Za-z0-9_.:-]{1,128}`` (it is a
+request (MACs issued/skipped, cycles, DRAM/SRAM bytes, energy), ``load_counters`` those of loading
+the image once (its DRAM bytes compressed vs. dense: weights stay in SRAM between requests), and
+``simulated_s`` the request's cycles at the modelled clock. As in ``docs/dispatch.md``: ``request_id`` matches ``[A-Za-z0-9_.:-]{1,128}`` (it is a
 topic level); anything wrong with a request whose id is readable (bad inputs, wrong shape, an id out
 of range, too big for SRAM) gets ``{"request_id": ..., "ok": false, "source": "edge", "error": ...}``;
 a message without a usable id cannot be answered and is dropped with a line on stderr. The service
@@ -175,6 +177,7 @@ def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str,
             "source": SOURCE,
             "outputs": {name: value.tolist() for name, value in outputs.items()},
             "counters": result.counters.to_dict(),
+            "load_counters": executor.load_counters.to_dict(),
             "simulated_s": executor.cost.seconds(result.counters),
             "image": image_info(executor.image),
         }

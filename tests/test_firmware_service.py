@@ -57,6 +57,8 @@ def test_a_request_gets_the_outputs_and_the_hardware_counters(machine: Executor)
     assert counters["macs_issued"] + counters["macs_skipped"] == 3 * 16 * 19
     assert counters["cycles"] > 0 and counters["energy_pj"] > 0 and reply["simulated_s"] > 0
     assert reply["image"]["size_bytes"] < reply["image"]["dense_size_bytes"]
+    assert reply["load_counters"]["dram_bytes_read"] == reply["image"]["size_bytes"]
+    assert reply["load_counters"]["dram_bytes_read_dense"] == reply["image"]["dense_size_bytes"]
 
 
 def test_ids_are_integers(id_machine: Executor) -> None:
