@@ -16,8 +16,10 @@ for an int8 input (quantized with the image's scale). Reply on
 ``outputs`` are dequantized to real values; ``counters`` are ``cost.Counters.to_dict()`` of this
 request (MACs issued/skipped, cycles, DRAM/SRAM bytes, energy), ``load_counters`` those of loading
 the image once (its DRAM bytes compressed vs. dense: weights stay in SRAM between requests), and
-``simulated_s`` the request's cycles at the modelled clock. As in ``docs/dispatch.md``: ``request_id`` matches ``[A-Za-z0-9_.:-]{1,128}`` (it is a
-topic level); anything wrong with a request whose id is readable (bad inputs, wrong shape, an id out
+``simulated_s`` the request's cycles at the modelled clock.
+
+As in ``docs/dispatch.md``: ``request_id`` matches ``[A-Za-z0-9_.:-]{1,128}`` (it is a topic level);
+anything wrong with a request whose id is readable (bad inputs, wrong shape, an id out
 of range, too big for SRAM) gets ``{"request_id": ..., "ok": false, "source": "edge", "error": ...}``;
 a message without a usable id cannot be answered and is dropped with a line on stderr. The service
 never dies on a request.
