@@ -117,3 +117,12 @@ def test_verifier_is_exact_on_short_words_and_refuses_an_empty_phrase() -> None:
     assert edit_distance("jarvis", "jervis") == 1 and edit_distance("", "abc") == 3
     with pytest.raises(ValueError, match="no words"):
         PhraseVerifier(" ,.")
+
+
+def test_wake_config_hop_is_a_whole_number_of_20_ms_steps() -> None:
+    from assistant.config import WakeConfig
+
+    assert WakeConfig().hop_ms == 40 and WakeConfig().vad_gating and not WakeConfig().second_stage
+    for bad in (10, 30, 100):
+        with pytest.raises(ValidationError):
+            WakeConfig(hop_ms=bad)
