@@ -135,6 +135,39 @@ class BiasingConfig(_Section):
     boost_per_token: float = Field(
         default=1.5, ge=0.0, le=20.0, description="Log-score bonus per matched token of a name."
     )
+    max_boost_per_word: float = Field(
+        default=4.5,
+        ge=0.0,
+        le=60.0,
+        description="Most bonus one word of a name can earn (a rare name cut into many pieces would "
+        "otherwise outweigh the acoustics).",
+    )
+    phrases: list[str] = Field(
+        default_factory=list, description="Other phrases to boost (playlists, rooms nicknames …)."
+    )
+    boosts: dict[str, float] = Field(
+        default_factory=dict, description="Per-name bonus per token, overriding boost_per_token."
+    )
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="Other spellings per name; they come out as the name."
+    )
+    sound_alikes: bool = Field(
+        default=True,
+        description="Also boost spellings derived from each name's pronunciation (needs espeak-ng "
+        "once per new name; results cached), written out as the name.",
+    )
+    tokenizations: int = Field(
+        default=4, ge=1, le=16, description="Token segmentations added per spelling."
+    )
+    activation_prefixes: list[str] = Field(
+        default_factory=list,
+        description="If set, names earn their bonus only right after one of these phrases "
+        "(e.g. 'call', 'text', 'turn on the'); empty = anywhere.",
+    )
+    pronunciation_cache: Path = Field(
+        default=Path("~/.local/state/assistant/pronunciations.json"),
+        description="Where espeak-ng pronunciations of names are cached ('~' expanded).",
+    )
 
 
 class EndpointConfig(_Section):
@@ -472,4 +505,6 @@ def _toml_value(value: object) -> str:
         return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys quoted (names have spaces)
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no TOML form for {type(value).__name__}")

@@ -15,7 +15,11 @@ Rules, each pinned by a test:
   from the longest suffix that starts another name, like Aho-Corasick;
 * matches start only at word boundaries (a name's first piece starts with "▁") and end only at one:
   a finished name followed by a piece that continues the word ("ann" + "a" = "anna") is taken back;
-* ``finalize`` takes back whatever is unfinished, so no unearned bonus survives an end-point.
+* ``finalize`` takes back whatever is unfinished, so no unearned bonus survives an end-point;
+* a phrase may have an activation prefix ("call", "turn on the"): its tokens earn nothing, so the
+  name's bonus only counts right after it;
+* ``matches(tokens)`` says which names a finished token sequence holds, and where, so the
+  recognizer can write the canonical name for a sound-alike spelling.
 
 A worked example, with ids standing for pieces — 1 "▁si", 2 "ob", 3 "han", 4 "▁call", 5 "▁ann",
 6 "a" — and the names "siobhan" (1 2 3) and "ann" (5):
@@ -46,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant.asr.tokenizer import Tokenizer
+from assistant.textnorm import to_spoken
 
 FloatArray = npt.NDArray[np.float32]
 ROOT = 0
@@ -54,18 +59,32 @@ ROOT = 0
 @dataclass(frozen=True)
 class BiasPhrase:
     """A name to boost. ``label`` is what it stands for (a sound-alike spelling maps to the
-    canonical name); ``boost`` overrides the per-token bonus for this phrase."""
+    canonical name); ``boost`` overrides the per-token bonus for this phrase; ``prefix`` is an
+    activation phrase said right before it, which earns nothing itself."""
 
     text: str
     label: str | None = None
     boost: float | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class BiasMatch:
+    """A name found in a token sequence: ``tokens[first:last + 1]`` (its prefix left out)."""
+
+    first: int
+    last: int
+    label: str | None
 
 
 class ContextGraph:
     """A trie of token sequences with fail arcs; states are node ids (``ROOT`` = 0)."""
 
-    def __init__(self, vocab_size: int, word_start: Sequence[bool] | npt.NDArray[np.bool_]) -> None:
+    def __init__(
+        self, vocab_size: int, word_start: Sequence[bool] | npt.NDArray[np.bool_], *, cancel_failed: bool = True
+    ) -> None:
         self.vocab_size = vocab_size
+        self.cancel_failed = cancel_failed  # False only for the ablation: failed matches keep their bonus
         self._word_start = np.asarray(word_start, dtype=bool)
         if self._word_start.shape != (vocab_size,):
             raise ValueError(f"word_start must have one entry per token ({vocab_size})")
@@ -76,6 +95,7 @@ class ContextGraph:
         self._boost = [0.0]
         self._label: list[str | None] = [None]
         self._is_end = [False]
+        self._name_length = [0]  # at a phrase end: its tokens after the activation prefix
         # Filled by _compile():
         self._node_score: list[float] = [0.0]
         self._fail: list[int] = [ROOT]
@@ -98,13 +118,17 @@ class ContextGraph:
         max_boost_per_word: float | None = None,
         labels: Sequence[str | None] | None = None,
         boosts: Sequence[float | None] | None = None,
+        prefix_lengths: Sequence[int] | None = None,
+        cancel_failed: bool = True,
     ) -> ContextGraph:
-        """A graph over raw token sequences (each must start with a word-start token)."""
-        graph = cls(len(word_start), word_start)
+        """A graph over raw token sequences (each must start with a word-start token); the first
+        ``prefix_lengths[i]`` tokens of sequence ``i`` are its activation prefix."""
+        graph = cls(len(word_start), word_start, cancel_failed=cancel_failed)
         for i, tokens in enumerate(token_sequences):
             label = labels[i] if labels is not None else None
             boost = boosts[i] if boosts is not None else None
-            graph._insert(tokens, boost_per_token if boost is None else boost, label)
+            skip = prefix_lengths[i] if prefix_lengths is not None else 0
+            graph._insert(tokens, boost_per_token if boost is None else boost, label, skip)
         cap = 3.0 * boost_per_token if max_boost_per_word is None else max_boost_per_word
         graph._compile(cap)
         return graph
@@ -118,17 +142,21 @@ class ContextGraph:
         boost_per_token: float = 1.5,
         max_boost_per_word: float | None = None,
         tokenizations: int = 4,
+        cancel_failed: bool = True,
     ) -> ContextGraph:
         """Names as text → graph; each name enters in up to ``tokenizations`` segmentations."""
         sequences: list[list[int]] = []
         labels: list[str | None] = []
         boosts: list[float | None] = []
+        prefix_lengths: list[int] = []
         for phrase in phrases:
             item = BiasPhrase(phrase) if isinstance(phrase, str) else phrase
+            prefix = tokenizer.encode(to_spoken(item.prefix)) if item.prefix else []
             for tokens in tokenizer.tokenizations(item.text, tokenizations):
-                sequences.append(tokens)
+                sequences.append([*prefix, *tokens])
                 labels.append(item.label or item.text)
                 boosts.append(item.boost)
+                prefix_lengths.append(len(prefix))
         return cls.build(
             sequences,
             tokenizer.word_start_mask,
@@ -136,15 +164,20 @@ class ContextGraph:
             max_boost_per_word=max_boost_per_word,
             labels=labels,
             boosts=boosts,
+            prefix_lengths=prefix_lengths,
+            cancel_failed=cancel_failed,
         )
 
-    def _insert(self, tokens: Sequence[int], boost: float, label: str | None) -> None:
-        if not tokens:
+    def _insert(self, tokens: Sequence[int], boost: float, label: str | None, skip: int = 0) -> None:
+        if len(tokens) <= skip:
             return
         if not self._word_start[tokens[0]]:
             raise ValueError(f"a phrase must start at a word boundary; token {tokens[0]} does not")
+        if skip and not self._word_start[tokens[skip]]:
+            raise ValueError(f"a phrase after its prefix must start a word; token {tokens[skip]} does not")
         node = ROOT
-        for token in tokens:
+        for position, token in enumerate(tokens):
+            gain = 0.0 if position < skip else boost
             if not 0 <= token < self.vocab_size:
                 raise ValueError(f"token {token} outside the vocabulary of {self.vocab_size}")
             child = self._children[node].get(token)
@@ -155,15 +188,17 @@ class ContextGraph:
                 self._parent.append(node)
                 self._token.append(token)
                 self._depth.append(self._depth[node] + 1)
-                self._boost.append(boost)
+                self._boost.append(gain)
                 self._label.append(None)
                 self._is_end.append(False)
+                self._name_length.append(0)
             else:
                 # Shared prefix of phrases with different boosts: the larger one counts.
-                self._boost[child] = max(self._boost[child], boost)
+                self._boost[child] = max(self._boost[child], gain)
             node = child
+        if not self._is_end[node]:
+            self._label[node], self._name_length[node] = label, len(tokens) - skip
         self._is_end[node] = True
-        self._label[node] = self._label[node] or label
         self.phrase_count += 1
 
     def _compile(self, max_boost_per_word: float) -> None:
@@ -219,7 +254,7 @@ class ContextGraph:
         if child is not None:
             return self._node_score[child] - self._node_score[state], child
         starts_word = bool(self._word_start[token])
-        if self._is_end[state] and starts_word:
+        if (self._is_end[state] and starts_word) or not self.cancel_failed:
             kept, kept_depth = self._node_score[state], self._depth[state]
         else:
             kept, kept_depth = self._confirmed[state], self._confirmed_depth[state]
@@ -234,6 +269,8 @@ class ContextGraph:
 
     def finalize(self, state: int) -> float:
         """Bonus (≤ 0) that settles ``state`` at an end-point: unfinished matches are taken back."""
+        if not self.cancel_failed:
+            return 0.0
         kept = self._node_score[state] if self._is_end[state] else self._confirmed[state]
         return kept - self._node_score[state]
 
@@ -248,7 +285,10 @@ class ContextGraph:
         if row is None:
             score = self._node_score[state]
             keep_at_word_start = score if self._is_end[state] else self._confirmed[state]
-            row = np.where(self._word_start, keep_at_word_start, self._confirmed[state]).astype(np.float32)
+            keep_in_word = self._confirmed[state]
+            if not self.cancel_failed:
+                keep_at_word_start = keep_in_word = score
+            row = np.where(self._word_start, keep_at_word_start, keep_in_word).astype(np.float32)
             row += self._root_entry - np.float32(score)  # a token that starts a name afresh
             node, continuing = state, set[int]()
             while node != ROOT:
@@ -268,6 +308,27 @@ class ContextGraph:
     def label(self, state: int) -> str | None:
         """The phrase that ``state`` completes, if it completes one."""
         return self._label[state] if self._is_end[state] else None
+
+    def matches(self, tokens: Sequence[int]) -> list[BiasMatch]:
+        """The names a finished token sequence holds (those that keep their bonus), left to
+        right; where two overlap, the longer wins.
+
+        A name counts where the search's rules let it keep its bonus: it ends at the end of the
+        sequence or right before a word start, and it started at a word start.
+        """
+        found: list[BiasMatch] = []
+        state = ROOT
+        for position, token in enumerate(tokens):
+            state = self.forward(state, token)[1]
+            ends_word = position + 1 == len(tokens) or bool(self._word_start[tokens[position + 1]])
+            if self._is_end[state] and ends_word:
+                length = self._name_length[state]
+                found.append(BiasMatch(position - length + 1, position, self._label[state]))
+        chosen: list[BiasMatch] = []
+        for match in sorted(found, key=lambda match: match.first - match.last):  # longest first
+            if all(match.last < other.first or match.first > other.last for other in chosen):
+                chosen.append(match)
+        return sorted(chosen, key=lambda match: match.first)
 
     def score_sequence(self, tokens: Iterable[int]) -> float:
         """Total bonus a finished hypothesis with these tokens earns (forward over all, finalize)."""

@@ -17,19 +17,21 @@ one encoder frame after its last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from assistant.asr.context_graph import ContextGraph
 from assistant.asr.lattice import Lattice, NBestEntry, TimedWord, posteriors, word_confidences
 from assistant.asr.model_config import AsrModelConfig
 from assistant.asr.onnx_model import EncoderState, OnnxTransducer
 from assistant.asr.search import Biasing, Hypothesis, SearchOptions, make_search
-from assistant.asr.tokenizer import Tokenizer
+from assistant.asr.tokenizer import Tokenizer, WordSpan
 from assistant.frontend import LogMelExtractor, StreamingNormalizer
+from assistant.textnorm import to_spoken
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -137,10 +139,12 @@ class StreamingRecognizer:
         self._encoder_frames = 0
         self._feature_frames = 0
         self._search = make_search(self.model, self.model, self.options, self._biasing)
+        self._search_biasing = self._biasing
 
     def reset_utterance(self) -> None:
         """A new utterance in the same stream: the search restarts, the encoder carries on."""
         self._search = make_search(self.model, self.model, self.options, self._biasing)
+        self._search_biasing = self._biasing
         self._search.reset(first_frame=self._encoder_frames)
 
     def set_biasing(self, biasing: Biasing | None) -> None:
@@ -233,7 +237,8 @@ class StreamingRecognizer:
         step = self.encoder_frame_s
         words = []
         scored = len(hypothesis.token_acoustic) == len(hypothesis.tokens)
-        for span in self.tokenizer.words(hypothesis.tokens):
+        spans = self.tokenizer.words(hypothesis.tokens)
+        for span in spans:
             first, last = span.first, span.last
             acoustic = sum(hypothesis.token_acoustic[first : last + 1]) if scored else 0.0
             context = sum(hypothesis.token_context[first : last + 1]) if scored else 0.0
@@ -246,8 +251,44 @@ class StreamingRecognizer:
                     context,
                 )
             )
+        if isinstance(self._search_biasing, ContextGraph):
+            words = _canonical_names(words, spans, self._search_biasing, hypothesis.tokens)
         text = " ".join(word.word for word in words)
         return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context)
+
+
+def _canonical_names(
+    words: list[TimedWord], spans: list[WordSpan], graph: ContextGraph, tokens: tuple[int, ...]
+) -> list[TimedWord]:
+    """The words of each name the biasing graph matched, rewritten as its canonical label (in
+    spoken form): a sound-alike spelling ("shiv awn") comes out as the name ("siobhan").
+
+    Same word count: word by word, times and scores kept. Otherwise the label's words share the
+    matched span's time (split by length), the first carrying the span's scores.
+    """
+    out = list(words)
+    for match in reversed(graph.matches(tokens)):
+        first = next((i for i, span in enumerate(spans) if span.first == match.first), None)
+        last = next((i for i, span in enumerate(spans) if span.last == match.last), None)
+        if match.label is None or first is None or last is None or last < first:
+            continue
+        label = to_spoken(match.label).split()
+        heard = out[first : last + 1]
+        if [word.word for word in heard] == label or not label:
+            continue
+        if len(heard) == len(label):
+            named = [replace(word, word=text) for word, text in zip(heard, label, strict=True)]
+        else:
+            start, end = heard[0].start, heard[-1].end
+            total = sum(len(text) for text in label)
+            named, at = [], start
+            acoustic, context = sum(w.acoustic for w in heard), sum(w.context for w in heard)
+            for k, text in enumerate(label):
+                until = end if k == len(label) - 1 else round(at + (end - start) * len(text) / total, 3)
+                named.append(TimedWord(text, at, until, acoustic if k == 0 else 0.0, context if k == 0 else 0.0))
+                at = until
+        out[first : last + 1] = named
+    return out
 
 
 class PipelineRecognizer:

@@ -89,6 +89,9 @@ class SearchOptions:
     context_size: int = 2
     suppress_ids: tuple[int, ...] = ()  # never emitted (<unk>, control pieces)
     max_nbest_paths: int = 256  # alignments explored when reading the N-best from the lattice
+    # Ablation only: False adds the biasing bonus after the top-k pruning instead of before, so a
+    # name's first piece must enter the beam on its acoustics alone.
+    bonus_before_pruning: bool = True
 
     def __post_init__(self) -> None:
         if self.beam < 1 or self.nbest < 1 or self.context_size < 1:
@@ -417,7 +420,9 @@ class ModifiedBeamSearch:
                 bonus[row] = self.biasing.bonuses(state.bias)
             bonus[:, blank] = 0.0
         forward = np.array([state.forward for state in beam], dtype=np.float64)
-        scores = forward[:, None] + logp + bonus  # the bonus counts BEFORE pruning
+        scores = forward[:, None] + logp  # the bonus counts BEFORE pruning
+        if options.bonus_before_pruning:
+            scores = scores + bonus
 
         # Candidates worth a look: the best few (state, token) pairs; their targets are then
         # filled in exactly from every state that leads there.
