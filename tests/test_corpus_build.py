@@ -332,3 +332,41 @@ def test_streams_place_each_command_inside_the_recording(tiny: Path) -> None:
         ends = [0.0] + [s["end"] for s in row["segments"]]
         for previous_end, segment in zip(ends, row["segments"], strict=False):
             assert previous_end < segment["start"] < segment["end"] <= row["duration"]
+
+
+# ----------------------------------------------------------------------------- assets
+
+
+def test_asset_with_a_wrong_digest_is_removed_and_reported(tmp_path: Path) -> None:
+    from models.corpus import fetch_voices
+
+    good = tmp_path / "good.bin"
+    good.write_bytes(b"kokoro")
+    fetch_voices._check(good, fetch_voices.sha256_file(good))
+    assert good.exists()
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"tampered")
+    with pytest.raises(RuntimeError, match="differs from the pinned"):
+        fetch_voices._check(bad, "0" * 64)
+    assert not bad.exists()
+
+
+def test_pack_digest_matches_sha256sum_listing(tmp_path: Path) -> None:
+    import hashlib
+
+    from models.corpus import fetch_voices
+
+    for name, content in (("b.bin", b"2"), ("a.bin", b"1")):
+        (tmp_path / name).write_bytes(content)
+    listing = "".join(
+        f"{hashlib.sha256(c).hexdigest()}  {n}\n" for n, c in (("a.bin", b"1"), ("b.bin", b"2"))
+    )
+    assert fetch_voices.packs_digest(tmp_path) == hashlib.sha256(listing.encode()).hexdigest()
+
+
+@pytest.mark.skipif(not ASSETS.kokoro_ready(), reason="Kokoro assets absent (make voices)")
+def test_fetched_assets_verify_against_the_pins() -> None:
+    from models.corpus import fetch_voices
+
+    assert fetch_voices.sha256_file(ASSETS.kokoro_model) == fetch_voices.KOKORO_MODEL_SHA256
+    assert fetch_voices.packs_digest(ASSETS.kokoro_packs) == fetch_voices.KOKORO_PACKS_SHA256
