@@ -156,9 +156,7 @@ class BiasingConfig(_Section):
         description="Also boost spellings derived from each name's pronunciation (needs espeak-ng "
         "once per new name; results cached), written out as the name.",
     )
-    tokenizations: int = Field(
-        default=4, ge=1, le=16, description="Token segmentations added per spelling."
-    )
+    tokenizations: int = Field(default=4, ge=1, le=16, description="Token segmentations added per spelling.")
     activation_prefixes: list[str] = Field(
         default_factory=list,
         description="If set, names earn their bonus only right after one of these phrases "

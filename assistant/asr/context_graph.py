@@ -81,7 +81,11 @@ class ContextGraph:
     """A trie of token sequences with fail arcs; states are node ids (``ROOT`` = 0)."""
 
     def __init__(
-        self, vocab_size: int, word_start: Sequence[bool] | npt.NDArray[np.bool_], *, cancel_failed: bool = True
+        self,
+        vocab_size: int,
+        word_start: Sequence[bool] | npt.NDArray[np.bool_],
+        *,
+        cancel_failed: bool = True,
     ) -> None:
         self.vocab_size = vocab_size
         self.cancel_failed = cancel_failed  # False only for the ablation: failed matches keep their bonus

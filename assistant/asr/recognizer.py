@@ -285,7 +285,9 @@ def _canonical_names(
             acoustic, context = sum(w.acoustic for w in heard), sum(w.context for w in heard)
             for k, text in enumerate(label):
                 until = end if k == len(label) - 1 else round(at + (end - start) * len(text) / total, 3)
-                named.append(TimedWord(text, at, until, acoustic if k == 0 else 0.0, context if k == 0 else 0.0))
+                named.append(
+                    TimedWord(text, at, until, acoustic if k == 0 else 0.0, context if k == 0 else 0.0)
+                )
                 at = until
         out[first : last + 1] = named
     return out

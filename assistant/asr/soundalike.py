@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import json
 import os
 import re
@@ -125,7 +126,9 @@ class Pronouncer:
         try:
             data = json.loads(self.cache_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            log.warning("pronunciation cache unreadable; starting afresh", path=str(self.cache_path), error=str(error))
+            log.warning(
+                "pronunciation cache unreadable; starting afresh", path=str(self.cache_path), error=str(error)
+            )
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
@@ -244,7 +247,13 @@ def _glides(word: list[Phone]) -> list[Phone]:
     out: list[Phone] = []
     for i, phone in enumerate(word):
         following = word[i + 1] if i + 1 < len(word) else None
-        if phone.is_vowel and not phone.stressed and following is not None and following.is_vowel and following.stressed:
+        if (
+            phone.is_vowel
+            and not phone.stressed
+            and following is not None
+            and following.is_vowel
+            and following.stressed
+        ):
             if phone.symbol in _GLIDE_VOWELS:
                 phone = Phone("w")
             elif phone.symbol in ("i", "ɪ"):
@@ -257,10 +266,11 @@ def _glides(word: list[Phone]) -> list[Phone]:
 
 _LAX = frozenset({"ɪ", "ɛ", "æ", "ʌ", "ʊ", "ɒ"})
 # Legal English syllable onsets beyond single consonants (for splitting between syllables).
-_ONSETS = frozenset(
-    "pɹ bɹ tɹ dɹ kɹ gɹ fɹ θɹ ʃɹ pl bl kl gl fl sl sp st sk sm sn sw tw dw kw gw pj bj kj fj mj hj "
-    "vj spɹ stɹ skɹ spl skw".split()
-)
+_ONSETS = frozenset({
+    "pɹ", "bɹ", "tɹ", "dɹ", "kɹ", "gɹ", "fɹ", "θɹ", "ʃɹ", "pl", "bl", "kl", "gl", "fl", "sl", "sp", "st",
+    "sk", "sm", "sn", "sw", "tw", "dw", "kw", "gw", "pj", "bj", "kj", "fj", "mj", "hj", "vj", "spɹ",
+    "stɹ", "skɹ", "spl", "skw",
+})  # fmt: skip
 
 
 def syllables(word: Sequence[Phone]) -> list[tuple[int, int]]:
@@ -285,7 +295,7 @@ def syllables(word: Sequence[Phone]) -> list[tuple[int, int]]:
 
 
 def _pairs(items: Sequence[int]) -> list[tuple[int, int]]:
-    return list(zip(items, items[1:], strict=False))
+    return list(itertools.pairwise(items))
 
 
 # --------------------------------------------------------------------------- 3. respell
@@ -430,13 +440,20 @@ def bundled_common_words() -> CommonWords:
     return CommonWords.load() if COMMON_WORDS_FILE.exists() else CommonWords(())
 
 
-def _split_spellings(word: Sequence[Phone], parts: Sequence[tuple[int, int]], limit: int) -> list[tuple[str, float]]:
+def _split_spellings(
+    word: Sequence[Phone], parts: Sequence[tuple[int, int]], limit: int
+) -> list[tuple[str, float]]:
     """Each syllable spelled as a word of its own, joined by spaces; cheapest combinations first."""
     beam: list[tuple[float, str]] = [(0.0, "")]
     for part in parts:
         spelled = respell(word, limit=3, span=part)
         beam = heapq.nsmallest(
-            limit, ((cost + extra, f"{text} {spelling}".strip()) for cost, text in beam for spelling, extra in spelled)
+            limit,
+            (
+                (cost + extra, f"{text} {spelling}".strip())
+                for cost, text in beam
+                for spelling, extra in spelled
+            ),
         )
     return [(text, cost) for cost, text in beam]
 
@@ -462,7 +479,9 @@ def _common_cover(word: Sequence[Phone], parts: Sequence[tuple[int, int]], commo
     return " ".join(out) if used else None
 
 
-def word_sound_alikes(pronunciations: Sequence[Sequence[Phone]], common: CommonWords, limit: int = 6) -> list[str]:
+def word_sound_alikes(
+    pronunciations: Sequence[Sequence[Phone]], common: CommonWords, limit: int = 6
+) -> list[str]:
     """Spellings of one word from its pronunciations (one per voice), best first, at most ``limit``:
     for each pronunciation the best whole-word spelling, the syllables as separate words, and a
     cover by common words; then the runners-up."""
@@ -565,10 +584,17 @@ class SoundAlikes:
                 per_word.append([spoken] if spoken else [])
                 continue
             changed = True
-            per_word.append([spoken, *(s for s in word_sound_alikes(pronunciations, self.common, self.limit) if s != spoken)])
+            per_word.append(
+                [
+                    spoken,
+                    *(s for s in word_sound_alikes(pronunciations, self.common, self.limit) if s != spoken),
+                ]
+            )
         if not changed:
             return []
-        return [text for text in _combinations(per_word, self.limit + 1) if text != to_spoken(name)][: self.limit]
+        return [text for text in _combinations(per_word, self.limit + 1) if text != to_spoken(name)][
+            : self.limit
+        ]
 
 
 def _written_words(name: str) -> list[str]:

@@ -26,7 +26,11 @@ MIN_COUNT = 3
 def common_words(sentences: int = SENTENCES, min_count: int = MIN_COUNT, seed: int = 1) -> list[str]:
     """Words of generated training text said at least ``min_count`` times, most frequent first;
     single letters (spelled-out acronyms) left out, except "a" and "i"."""
-    counts = Counter(word for sentence in generate_sentences(seed, sentences, train_names()) for word in sentence.text.split())
+    counts = Counter(
+        word
+        for sentence in generate_sentences(seed, sentences, train_names())
+        for word in sentence.text.split()
+    )
     return [
         word
         for word, count in counts.most_common()
@@ -41,7 +45,9 @@ def main() -> None:
     words = common_words()
     ipa = Pronouncer().ipa(words, ENGLISH_VOICE)
     lines = [f"{word}\t{ipa[word]}" for word in words if word in ipa]
-    header = "# word<TAB>espeak-ng en-us IPA, most frequent first; made by python -m models.corpus.common_words\n"
+    header = (
+        "# word<TAB>espeak-ng en-us IPA, most frequent first; made by python -m models.corpus.common_words\n"
+    )
     args.out.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     print(f"{args.out}: {len(lines)} words")
 
