@@ -32,6 +32,7 @@ import numpy.typing as npt
 import soundfile
 import torch
 
+from assistant.audio.resample import resample
 from assistant.frontend import FeatureConfig, NormalizerStats, StreamingNormalizer, log_mel
 
 Row = dict[str, Any]
@@ -64,14 +65,9 @@ def is_clean_ish(row: Row) -> bool:
 
 
 def load_audio(path: Path, sample_rate: int) -> npt.NDArray[np.float32]:
-    """Mono float32 at ``sample_rate`` (other rates are resampled with soxr, as the runtime does)."""
+    """Mono float32 at ``sample_rate``; other rates go through the runtime's one resampler."""
     audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
-    if rate != sample_rate:
-        import soxr
-
-        mono = soxr.resample(mono, rate, sample_rate)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return resample(audio.mean(axis=1), rate, sample_rate)
 
 
 # ------------------------------------------------------------------------------------ feature cache

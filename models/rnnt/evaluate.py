@@ -1,0 +1,228 @@
+"""WER of an exported model through the runtime recognizer, per dev condition, float and int8.
+
+    python -m models.rnnt.evaluate --model-dir models/asr --corpus data/corpus --out docs/results/asr
+
+Every clip is one stream through exactly what the daemon runs: the front end
+(``assistant.frontend.LogMelExtractor``), then ``assistant.asr.StreamingRecognizer`` (streaming
+encoder, modified beam search, no name biasing). Writes ``<out>.json`` (WER, sentence error rate,
+real-time factor per condition and variant, model sizes, the model's training provenance),
+``<out>.md`` (the same as a table) and ``<out>_hyps.jsonl`` (every reference and hypothesis).
+
+The real-time factor is compute time over audio time on one thread, front end excluded (the
+bench measures the whole pipeline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError
+from assistant.asr.recognizer import StreamingRecognizer
+from assistant.frontend import LogMelExtractor
+from models.rnnt.data import load_audio, read_manifest
+from models.rnnt.wer import word_errors
+
+SPLITS = ("dev", "dev-real")
+
+
+@dataclass
+class ConditionScore:
+    utterances: int = 0
+    words: int = 0
+    word_errors: int = 0
+    sentence_errors: int = 0
+    audio_s: float = 0.0
+    compute_s: float = 0.0
+
+    def add(self, reference: str, hypothesis: str, audio_s: float, compute_s: float) -> None:
+        errors = word_errors(reference, hypothesis)
+        self.utterances += 1
+        self.words += len(reference.split())
+        self.word_errors += errors
+        self.sentence_errors += int(errors > 0)
+        self.audio_s += audio_s
+        self.compute_s += compute_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "utterances": self.utterances,
+            "words": self.words,
+            "wer": round(self.word_errors / max(1, self.words), 4),
+            "sentence_error_rate": round(self.sentence_errors / max(1, self.utterances), 4),
+            "rtf": round(self.compute_s / max(1e-9, self.audio_s), 4),
+            "audio_s": round(self.audio_s, 1),
+        }
+
+
+@dataclass
+class VariantScores:
+    by_condition: dict[str, ConditionScore] = field(default_factory=dict)
+
+    def total(self, conditions: Sequence[str]) -> ConditionScore:
+        total = ConditionScore()
+        for name in conditions:
+            score = self.by_condition[name]
+            for attribute in (
+                "utterances",
+                "words",
+                "word_errors",
+                "sentence_errors",
+                "audio_s",
+                "compute_s",
+            ):
+                setattr(total, attribute, getattr(total, attribute) + getattr(score, attribute))
+        return total
+
+
+def select_rows(corpus: Path, limit_per_condition: int) -> list[dict[str, Any]]:
+    """Rows of the evaluation splits present, at most ``limit_per_condition`` per condition, spread."""
+    chosen: list[dict[str, Any]] = []
+    for split in SPLITS:
+        if not (corpus / f"{split}.jsonl").exists():
+            continue
+        by_condition: dict[str, list[dict[str, Any]]] = {}
+        for row in read_manifest(corpus, split):
+            by_condition.setdefault(str(row.get("condition") or split), []).append(row)
+        for condition, rows in sorted(by_condition.items()):
+            if limit_per_condition > 0 and len(rows) > limit_per_condition:
+                stride = len(rows) / limit_per_condition
+                rows = [rows[int(i * stride)] for i in range(limit_per_condition)]
+            chosen.extend({**row, "condition": condition} for row in rows)
+    if not chosen:
+        raise FileNotFoundError(
+            f"no dev.jsonl or dev-real.jsonl in {corpus}: build the corpus first (make data)"
+        )
+    return chosen
+
+
+def transcribe(recognizer: StreamingRecognizer, samples: np.ndarray) -> tuple[str, float]:
+    """One clip as one stream; returns the text and the recognizer's compute seconds."""
+    features = LogMelExtractor(recognizer.config.feature_config).accept(samples)
+    started = time.perf_counter()
+    recognizer.reset_stream()
+    recognizer.accept_frames(features)
+    text = recognizer.finalize().text
+    return text, time.perf_counter() - started
+
+
+def evaluate(
+    model_dir: Path,
+    corpus: Path,
+    out: Path,
+    variants: Sequence[str] = ("float", "int8"),
+    limit_per_condition: int = 0,
+    beam: int = 4,
+) -> dict[str, Any]:
+    rows = select_rows(corpus, limit_per_condition)
+    recognizers = {
+        name: StreamingRecognizer(model_dir, use_int8=name == "int8", beam=beam) for name in variants
+    }
+    sample_rate = next(iter(recognizers.values())).config.feature_config.sample_rate
+    scores = {name: VariantScores() for name in variants}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_name(out.name + "_hyps.jsonl").open("w") as hyps:
+        for row in rows:
+            samples = load_audio(corpus / str(row["audio"]), sample_rate)
+            audio_s = len(samples) / sample_rate
+            record: dict[str, Any] = {
+                "audio": row["audio"],
+                "condition": row["condition"],
+                "ref": row["text"],
+            }
+            for name, recognizer in recognizers.items():
+                text, compute_s = transcribe(recognizer, samples)
+                scores[name].by_condition.setdefault(row["condition"], ConditionScore()).add(
+                    str(row["text"]), text, audio_s, compute_s
+                )
+                record[name] = text
+            hyps.write(json.dumps(record) + "\n")
+
+    config = next(iter(recognizers.values())).config
+    files = config.files
+    float_names = [files.encoder, files.predictor, files.joiner]
+    int8_names = [files.encoder_int8, files.predictor_int8, files.joiner_int8]
+    conditions = sorted(next(iter(scores.values())).by_condition)
+    synthetic = [c for c in conditions if c in {"joe_clean", "joe_noisy10", "slt_clean", "slt_noisy10"}]
+    result = {
+        "model_dir": str(model_dir),
+        "corpus": str(corpus),
+        "settings": {"beam": beam, "biasing": False, "limit_per_condition": limit_per_condition},
+        "model": {
+            "params": config.training.get("params"),
+            "bytes_float": sum((model_dir / n).stat().st_size for n in float_names),
+            "bytes_int8": sum(
+                (model_dir / n).stat().st_size
+                for n in int8_names
+                if n is not None and (model_dir / n).exists()
+            ),
+            "training": {k: v for k, v in config.training.items() if k not in {"model", "train_config"}},
+        },
+        "variants": {
+            name: {
+                "conditions": {c: scores[name].by_condition[c].to_dict() for c in conditions},
+                "dev_synthetic": scores[name].total(synthetic).to_dict() if synthetic else None,
+            }
+            for name in variants
+        },
+    }
+    out.with_name(out.name + ".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_name(out.name + ".md").write_text(markdown_table(result, variants, conditions))
+    return result
+
+
+def markdown_table(result: dict[str, Any], variants: Sequence[str], conditions: Sequence[str]) -> str:
+    header = ["condition", "clips", *(f"WER {v}" for v in variants), *(f"SER {v}" for v in variants)]
+    header += [f"RTF {v}" for v in variants]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    first = result["variants"][variants[0]]["conditions"]
+    for condition in conditions:
+        cells = [condition, str(first[condition]["utterances"])]
+        for key, scale in (("wer", 100), ("sentence_error_rate", 100), ("rtf", 1)):
+            for variant in variants:
+                value = result["variants"][variant]["conditions"][condition][key]
+                cells.append(f"{value * scale:.1f} %" if scale == 100 else f"{value:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    model = result["model"]
+    lines += [
+        "",
+        f"Model: {model['params']} parameters, {model['bytes_float'] / 1e6:.2f} MB float32, "
+        f"{model['bytes_int8'] / 1e6:.2f} MB int8; beam {result['settings']['beam']}, no biasing; "
+        "RTF = recognizer compute / audio time on one thread.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-dir", type=Path, default=Path("models/asr"))
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/asr"), help="path stem of the outputs")
+    parser.add_argument("--limit-per-condition", type=int, default=0, help="0: every clip")
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--float-only", action="store_true", help="skip the int8 variant")
+    args = parser.parse_args(argv)
+    variants = ("float",) if args.float_only else ("float", "int8")
+    try:
+        result = evaluate(
+            args.model_dir, args.corpus, args.out, variants, args.limit_per_condition, args.beam
+        )
+    except (FileNotFoundError, ModelNotFoundError, ModelFormatError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(markdown_table(result, variants, sorted(result["variants"][variants[0]]["conditions"])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
