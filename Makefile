@@ -79,6 +79,10 @@ train-wake: voices
 eval-wake:
 	$(PY) -m models.wakeword.evaluate --phrase "$(WAKE)" --out docs/results
 
+## eval-latency: end of speech → intent, final only vs speculative + final, on dev streams with pauses → docs/results/latency.{json,md}
+eval-latency:
+	$(PY) -m models.eval.latency --out docs/results
+
 bench:
 	$(PY) -m assistant.bench --out docs/results/bench
 
