@@ -31,9 +31,12 @@ def _corpus(root: Path) -> Path:
         soundfile.write(str(path), audio.astype(np.float32), rate, subtype="PCM_16")
         rows.append({"audio": f"audio/{i}.wav", "text": "turn on the light", "condition": condition})
     (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (root / "dev-real.jsonl").write_text(
-        json.dumps({"audio": "audio/0.wav", "text": "zero", "condition": "digits"}) + "\n"
-    )
+    (root / "audio" / "broken.flac").write_bytes(b"fLaC not really")
+    real = [
+        {"audio": "audio/0.wav", "text": "zero", "condition": "digits"},
+        {"audio": "audio/broken.flac", "text": "alexa", "condition": "digits"},
+    ]
+    (root / "dev-real.jsonl").write_text("".join(json.dumps(r) + "\n" for r in real))
     return root
 
 
@@ -56,6 +59,7 @@ def test_evaluation_scores_every_condition_with_the_runtime_recognizer(tmp_path:
         assert result["variants"][variant]["dev_synthetic"]["utterances"] == 5
         assert all(v["rtf"] > 0 and v["wer"] >= 0 for v in conditions.values())
     assert result["model"]["bytes_int8"] < result["model"]["bytes_float"]
+    assert result["unreadable_clips"] == ["audio/broken.flac"]
     assert "| joe_clean | 2 |" in out.with_name("asr.md").read_text()
 
     # The recorded hypotheses are what the runtime recognizer says for the same clip.

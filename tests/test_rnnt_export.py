@@ -111,6 +111,13 @@ def test_int8_variants_are_quantized_smaller_and_close(exported: tuple[dict[str,
     assert 0 < max(report.int8_max_abs.values()) < 0.1
 
 
+def test_dropout_is_off_in_the_export_and_its_parity_check(tmp_path: Path) -> None:
+    payload = random_tiny_checkpoint(tmp_path)
+    payload["model_config"] = {**payload["model_config"], "dropout": 0.5}
+    report = export_model(payload, tmp_path / "asr")  # raises when PyTorch ran in training mode
+    assert report.streaming_max_abs < 1e-5
+
+
 def test_bad_chunk_length_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="multiple of 4"):
         export_model(random_tiny_checkpoint(tmp_path), tmp_path / "asr", chunk_frames=10)

@@ -128,10 +128,15 @@ def evaluate(
     }
     sample_rate = next(iter(recognizers.values())).config.feature_config.sample_rate
     scores = {name: VariantScores() for name in variants}
+    unreadable: list[str] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_name(out.name + "_hyps.jsonl").open("w") as hyps:
         for row in rows:
-            samples = load_audio(corpus / str(row["audio"]), sample_rate)
+            try:
+                samples = load_audio(corpus / str(row["audio"]), sample_rate)
+            except (RuntimeError, OSError, ValueError):  # a few real FLACs are damaged: skip, and say so
+                unreadable.append(str(row["audio"]))
+                continue
             audio_s = len(samples) / sample_rate
             record: dict[str, Any] = {
                 "audio": row["audio"],
@@ -156,6 +161,7 @@ def evaluate(
         "model_dir": str(model_dir),
         "corpus": str(corpus),
         "settings": {"beam": beam, "biasing": False, "limit_per_condition": limit_per_condition},
+        "unreadable_clips": unreadable,
         "model": {
             "params": config.training.get("params"),
             "bytes_float": sum((model_dir / n).stat().st_size for n in float_names),

@@ -223,7 +223,7 @@ def export_model(
 
     states = model.initial_states(1)
     _export(
-        EncoderChunk(model),
+        EncoderChunk(model).eval(),
         (torch.zeros(1, chunk_frames, rnnt.n_mels), *states),
         out_dir / files.encoder,
         ["features", *STATE_NAMES],
@@ -231,7 +231,7 @@ def export_model(
     )
     n_axis = {0: "N"}
     _export(
-        Predictor(model),
+        Predictor(model).eval(),
         (torch.zeros(2, rnnt.context_size, dtype=torch.long),),
         out_dir / files.predictor,
         ["context"],
@@ -239,13 +239,15 @@ def export_model(
         {"context": n_axis, "predictor_out": n_axis},
     )
     _export(
-        JoinerPair(model),
+        JoinerPair(model).eval(),
         (torch.zeros(2, rnnt.joiner_dim), torch.zeros(2, rnnt.joiner_dim)),
         out_dir / files.joiner,
         ["encoder_out", "predictor_out"],
         ["logits"],
         {"encoder_out": n_axis, "predictor_out": n_axis, "logits": n_axis},
     )
+    # The exporter restores each wrapper's training flag onto its children: make sure that is eval.
+    model.eval()
     config_json = config.model_dump_json()
     pairs = [
         (files.encoder, files.encoder_int8),
