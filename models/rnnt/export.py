@@ -63,7 +63,7 @@ class Predictor(nn.Module):
         self.predictor = model.predictor
 
     def forward(self, context: Tensor) -> Tensor:
-        return self.predictor(context)
+        return self.predictor.forward(context)
 
 
 class JoinerPair(nn.Module):
@@ -72,7 +72,7 @@ class JoinerPair(nn.Module):
         self.joiner = model.joiner
 
     def forward(self, encoder_out: Tensor, predictor_out: Tensor) -> Tensor:
-        return self.joiner(encoder_out, predictor_out)
+        return self.joiner.forward(encoder_out, predictor_out)
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def check_parity(
         whole, _ = model.streaming_forward(features, model.initial_states(1))
         chunked = []
         states: EncoderStates = model.initial_states(1)
-        for chunk in features.split(config.chunk_frames // 2, dim=1):  # a different chunking on purpose
+        for chunk in torch.split(features, config.chunk_frames // 2, dim=1):  # another chunking on purpose
             out, states = model.streaming_forward(chunk, states)
             chunked.append(out)
         streaming = float((torch.cat(chunked, dim=1) - whole).abs().max())

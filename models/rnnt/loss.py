@@ -71,7 +71,7 @@ def transducer_log_probs(logits: Tensor, targets: Tensor, blank_id: int = 0) -> 
     Returns ``blank`` ``[B, T, U+1]`` and ``label`` ``[B, T, U]`` where ``label[b, t, u]`` is
     ``log P(targets[b, u] | t, u)``.
     """
-    blank, label = _TransducerLogProbs.apply(logits, targets, blank_id)
+    blank, label = _TransducerLogProbs.apply(logits, targets, blank_id)  # type: ignore[no-untyped-call]
     return blank, label
 
 

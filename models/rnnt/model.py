@@ -198,7 +198,8 @@ class StatelessPredictor(nn.Module):
         """Every window of ``K = context_size`` tokens: ``[B, S]`` → ``[B, S - K + 1, joiner_dim]``."""
         x = self.embedding(tokens).transpose(1, 2)  # [B, E, S]
         x = F.relu(self.conv(x)).transpose(1, 2)
-        return self.proj(x)
+        out: Tensor = self.proj(x)
+        return out
 
     def forward_targets(self, targets: Tensor) -> Tensor:
         """Teacher forcing: the output after every prefix of ``targets`` ``[B, U]``, ``[B, U+1, J]``."""
@@ -213,7 +214,8 @@ class Joiner(nn.Module):
 
     def forward(self, encoder_out: Tensor, predictor_out: Tensor) -> Tensor:
         """Broadcasting: ``[..., J]`` + ``[..., J]`` → logits ``[..., V]``."""
-        return self.out(torch.tanh(encoder_out + predictor_out))
+        logits: Tensor = self.out(torch.tanh(encoder_out + predictor_out))
+        return logits
 
 
 class TransducerOutput(NamedTuple):
@@ -242,7 +244,7 @@ class RnntModel(nn.Module):
         """One chunk ``[B, T, n_mels]`` (``T % 4 == 0``) → ``[B, T/4, joiner_dim]`` and the new states."""
         if features.shape[1] % SUBSAMPLING:
             raise ValueError(f"chunk length must be a multiple of {SUBSAMPLING}, got {features.shape[1]}")
-        return self.encoder(features, states, unrolled=unrolled)
+        return self.encoder.forward(features, states, unrolled=unrolled)
 
     def encode(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Whole padded utterances from the start of a stream → ``encoder_out``, encoder frame counts."""

@@ -389,7 +389,7 @@ def train(
             ctc = ctc_loss(ctc_head, output, batch.targets, batch.target_lengths)
             objective = (1 - config.ctc_weight) * loss + config.ctc_weight * ctc
         optimizer.zero_grad(set_to_none=True)
-        (objective / n_utts).backward()
+        (objective / n_utts).backward()  # type: ignore[no-untyped-call]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip))
         if math.isfinite(grad_norm):
             optimizer.step()
