@@ -70,6 +70,12 @@ eval:
 eval-dispatch:
 	$(PY) -m models.eval.dispatch --out docs/results
 
+## eval-biasing: name accuracy with/without biasing, WER without names, ablations, speed → docs/results/biasing.{json,md}
+## (the recognizer in models/asr; BIASING_ARGS=--tiny proves the run without one)
+eval-biasing:
+	$(PY) -m models.eval.biasing --corpus $(if $(wildcard $(CORPUS)/dev.jsonl),$(CORPUS),data/corpus-small) \
+		--out docs/results $(BIASING_ARGS)
+
 ## train-wake: a wake model for $(WAKE) from synthetic speech → models/wake/<id> (make train-wake WAKE="hey computer")
 WAKE_PROFILE ?= full
 train-wake: voices

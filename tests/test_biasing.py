@@ -19,6 +19,7 @@ from assistant.asr.biasing import (
     apply_names_update,
     biasing_phrases,
     build_biasing_graph,
+    graph_builder,
     parse_names,
 )
 from assistant.asr.context_graph import BiasMatch, BiasPhrase, ContextGraph
@@ -201,8 +202,11 @@ def test_the_config_section_builds_the_vocabulary(
     assert graph is not None
     assert graph.score_sequence(tokenizer.encode("call ann")) > 0
     assert graph.score_sequence(tokenizer.encode("ann")) == 0  # only after "call"
-    flat = vocabulary.graph_for(["kitchen light"])
+    flat = vocabulary.graph_for(["kitchen light", "Ann"])
     assert flat is not None and flat.score_sequence(tokenizer.encode("call kitchen light")) > 0
+    assert flat.score_sequence(tokenizer.encode("call annie")) > 0  # the configured alias came along
+    with pytest.raises(ValueError, match="names\\[0\\]: a name must not be empty"):
+        graph_builder(config, tokenizer)([" "])
 
 
 # ------------------------------------------------------------------------- graph: prefixes, matches

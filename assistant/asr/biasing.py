@@ -371,10 +371,26 @@ class BiasingVocabulary:
         return BiasingVocabulary.build(names, self.tokenizer, self.options, self.speller)
 
     def graph_for(self, names: Sequence[str]) -> ContextGraph | None:
-        """A flat list of names (kinds unknown) → graph, with this vocabulary's options and speller;
-        the ``BiasingBuilder`` the pipeline takes. Raises ``ValueError`` on bad names."""
-        built = build_biasing_graph(NamesConfig.of_names(names), self.tokenizer, self.options, self.speller)
+        """A flat list of names → graph, with this vocabulary's options and speller: the
+        ``BiasingBuilder`` the pipeline takes. A name this vocabulary knows keeps its kind, aliases
+        and boost (so a known contact also gets its first name); others are plain phrases.
+        Raises ``ValueError`` (:class:`BiasingUpdateError`) on a bad name."""
+        known = {to_spoken(entry.name): (kind, entry) for kind in NAME_KINDS for entry in self.names.of(kind)}
+        grouped: dict[NameKind, list[NameEntry]] = {kind: [] for kind in NAME_KINDS}
+        for entry in parse_names(list(names), "names"):
+            kind, configured = known.get(to_spoken(entry.name), ("phrases", entry))
+            grouped[kind].append(configured)
+        config = NamesConfig(*(tuple(grouped[kind]) for kind in NAME_KINDS))
+        built = build_biasing_graph(config, self.tokenizer, self.options, self.speller)
         return built.graph if built is not None else None
+
+
+def graph_builder(
+    config: BiasingConfig, tokenizer: Tokenizer
+) -> Callable[[Sequence[str]], ContextGraph | None]:
+    """For the daemon: names → graph per ``[biasing]`` (options, aliases, boosts, kinds, sound-alikes
+    with the on-disk pronunciation cache). Raises ``ValueError`` on a bad name."""
+    return BiasingVocabulary.from_config(config, tokenizer).graph_for
 
 
 def apply_names_update(
