@@ -301,6 +301,12 @@ def train(
         augment_generator.set_state(checkpoint["rng"]["augment"])
         random.setstate(checkpoint["rng"]["python"])
         log.write("resume", step=state.step, elapsed_s=round(state.elapsed_s, 1), phase=state.phase)
+        if checkpoint.get("corpus") != str(corpus):
+            # Allowed (fine-tuning on a bigger corpus), but the tokenizer, the normaliser stats and the
+            # budget already spent come from the first corpus: a fresh --out is usually what is meant.
+            log.write(
+                "warning", message=f"resuming a run trained on {checkpoint.get('corpus')} with {corpus}"
+            )
     else:
         log.write(
             "start",
