@@ -370,3 +370,13 @@ def test_fetched_assets_verify_against_the_pins() -> None:
 
     assert fetch_voices.sha256_file(ASSETS.kokoro_model) == fetch_voices.KOKORO_MODEL_SHA256
     assert fetch_voices.packs_digest(ASSETS.kokoro_packs) == fetch_voices.KOKORO_PACKS_SHA256
+
+
+def test_a_sentence_an_engine_cannot_say_is_skipped_and_counted(tmp_path: Path) -> None:
+    build._worker_init(tmp_path, tmp_path / "no-voices")
+    voices = (build.VoiceRef("flite", "no_such_voice"), build.VoiceRef("flite", "awb"))
+    stats = build.build_shard(build.ShardSpec("train", "broken", 0, 4, 1, voices))
+    assert stats["failures"] == 2
+    rows = _rows(tmp_path / "audio" / "train" / "broken-0000" / "rows.jsonl")
+    assert [r["voice"] for r in rows] == ["flite:awb", "flite:awb"]
+    assert (tmp_path / "audio" / "train" / "broken-0000" / ".done").exists()

@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -440,6 +441,7 @@ def build_shard(spec: ShardSpec) -> dict[str, Any]:
         lambda: {"audio_s": 0.0, "synth_cpu_s": 0.0, "clean_s": 0.0}
     )
     rows: list[dict[str, Any]] = []
+    failures = 0
     if spec.kind == "background":
         sentences: list[dict[str, Any]] = [{}] * spec.utterances
     else:
@@ -454,7 +456,17 @@ def build_shard(spec: ShardSpec) -> dict[str, Any]:
             rows.append(_row(context, folder, f"{i:04d}", audio, base, {}, records, spec.split))
             stats["none"]["audio_s"] += len(audio) / SAMPLE_RATE
             continue
-        clean, settings, records, cpu_s = _speak(context, sentence["text"], ref, rng, spec.pause_share)
+        try:
+            clean, settings, records, cpu_s = _speak(context, sentence["text"], ref, rng, spec.pause_share)
+        except (subprocess.CalledProcessError, RuntimeError, ValueError) as error:
+            # one sentence an engine cannot say must not stop an overnight build: skip it, count it
+            print(f"{spec.name}: {ref.voice.name} failed on {sentence['text']!r}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if len(clean) < SAMPLE_RATE // 10:
+            print(f"{spec.name}: {ref.voice.name} gave no speech for {sentence['text']!r}", file=sys.stderr)
+            failures += 1
+            continue
         stats[ref.engine]["synth_cpu_s"] += cpu_s
         stats[ref.engine]["clean_s"] += len(clean) / SAMPLE_RATE
         if spec.kind == "dev":
@@ -513,6 +525,7 @@ def build_shard(spec: ShardSpec) -> dict[str, Any]:
         "split": spec.split,
         "wall_s": time.time() - started,
         "engines": dict(stats),
+        "failures": failures,
     }
     (folder / "stats.json").write_text(json.dumps(result))
     (folder / ".done").write_text("")
