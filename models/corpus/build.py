@@ -7,9 +7,12 @@ seed, so the same command always makes the same corpus. Each shard writes its WA
 and then a ``.done`` marker; a shard whose marker exists is skipped, so an interrupted build
 resumes where it stopped. The build runs in phases so that a usable corpus exists early:
 
-1. ``dev`` (reserved voices), classic engines, stock Kokoro voices, background-only clips;
-2. (full profile) probing generated Kokoro speakers and keeping the good, novel ones;
-3. shards of the kept generated speakers.
+1. ``dev`` (reserved voices);
+2. (full profile) probing generated Kokoro speakers and keeping the good, novel ones
+   (~20 CPU minutes, first so that a failing filter shows up before hours of synthesis);
+3. classic engines, stock Kokoro voices and background-only clips, interleaved;
+4. shards of the kept generated speakers;
+5. long command streams made from the finished training clips.
 
 Manifests (``<out>/<split>.jsonl``) are rewritten from the finished shards after every phase.
 """
@@ -979,17 +982,22 @@ def build(out: Path, profile_name: str, jobs: int, seed: int, assets: VoiceAsset
     context = multiprocessing.get_context("fork")
     with context.Pool(jobs, initializer=_worker_init, initargs=(out, assets.root)) as pool:
         first = plan_shards(profile, seed, assets)
-        run_shards(pool, out, first, "phase 1 (dev, classic, stock Kokoro)")
-        counts = write_manifests(out, first)
-        print(f"manifests: {counts} after {time.time() - started:.0f} s", file=sys.stderr)
-        specs = first
+        run_shards(pool, out, [s for s in first if s.split == "dev"], "dev (reserved voices)")
+        write_manifests(out, first)
+        generated = None
         wants_generated = any(g.engine_voices == "kokoro-generated" for g in profile.groups)
         if wants_generated and assets.kokoro_ready():
-            kept = select_generated_voices(pool, out, profile, seed, assets)
-            specs = plan_shards(profile, seed, assets, _kept_as_recipes(kept))
-            late = [s for s in specs if s not in first]
-            run_shards(pool, out, late, "phase 3 (generated Kokoro voices)", manifest_specs=specs)
-            counts = write_manifests(out, specs)
+            # probing first: an hour of synthesis should not wait on a filter that might fail
+            generated = _kept_as_recipes(select_generated_voices(pool, out, profile, seed, assets))
+        specs = plan_shards(profile, seed, assets, generated)
+        train = [s for s in specs if s.split == "train" and s.group != "kokoro-gen"]
+        late = [s for s in specs if s.group == "kokoro-gen"]
+        run_shards(pool, out, train, "train (classic, stock Kokoro, background)", manifest_specs=specs)
+        counts = write_manifests(out, specs)
+        print(f"manifests: {counts} after {time.time() - started:.0f} s", file=sys.stderr)
+        if late:
+            run_shards(pool, out, late, "train (generated Kokoro voices)", manifest_specs=specs)
+            write_manifests(out, specs)
         if profile.streams:
             run_streams(pool, out, profile, seed)
     wall = time.time() - started
