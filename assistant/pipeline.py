@@ -408,11 +408,14 @@ class Pipeline:
 
     def set_names(self, names: Names) -> None:
         """Replace all names. The biasing graph is built first: if that raises (``ValueError``),
-        nothing changes. The recognizer uses the new graph from the next utterance on."""
+        nothing changes. The recognizer uses the new graph from the next session on."""
         biasing = self._biasing_for(names.phrases()) if self._biasing_for is not None else None
         vocabulary = names.vocabulary()
         if self.recognizer is not None and self._biasing_for is not None:
             self.recognizer.set_biasing(biasing)
+            if not self.in_session:  # the idle search is the next session's pre-roll: renew it now
+                self.recognizer.reset_utterance()
+                self._idle_frames = 0
         if self.dispatcher is not None:
             for kind in ("devices", "areas", "contacts"):
                 if names.of(kind) != self.names.of(kind):
