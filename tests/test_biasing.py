@@ -342,3 +342,18 @@ def test_an_exact_name_is_left_as_it_is(tokenizer: Tokenizer) -> None:
     result = recognize(tokenizer, "turn on the kitchen light", built.graph).finalize()
     assert result.text == "turn on the kitchen light"
     assert math.isfinite(result.nbest[0].score)
+
+
+# ------------------------------------------------------------------------- worked examples
+
+
+@pytest.mark.parametrize(
+    "name", ["assistant.asr.biasing", "assistant.asr.soundalike", "assistant.asr.context_graph"]
+)
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no worked example"
+    assert result.failed == 0
