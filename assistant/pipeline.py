@@ -226,11 +226,16 @@ class Names:
         return UserVocabulary(devices=self.devices, areas=self.areas, contacts=self.contacts)
 
 
+MAX_NAME_CHARS = 200  # as on the wire (``mqtt.NamesUpdate``, ``dispatch_protocol.Vocabulary``)
+
+
 def _clean(names: Sequence[str]) -> tuple[str, ...]:
     cleaned: list[str] = []
     for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS:
+            raise ValueError(
+                f"a name must be a non-empty string of at most {MAX_NAME_CHARS} characters, got {name!r}"
+            )
         cleaned.append(" ".join(name.split()))
     return tuple(dict.fromkeys(cleaned))
 
@@ -411,15 +416,15 @@ class Pipeline:
         nothing changes. The recognizer uses the new graph from the next session on."""
         biasing = self._biasing_for(names.phrases()) if self._biasing_for is not None else None
         vocabulary = names.vocabulary()
+        if self.dispatcher is not None:  # first: the only step that may still refuse the names
+            for kind in ("devices", "areas", "contacts"):
+                if names.of(kind) != self.names.of(kind):
+                    self.dispatcher.update_names(kind, names.of(kind))
         if self.recognizer is not None and self._biasing_for is not None:
             self.recognizer.set_biasing(biasing)
             if not self.in_session:  # the idle search is the next session's pre-roll: renew it now
                 self.recognizer.reset_utterance()
                 self._idle_frames = 0
-        if self.dispatcher is not None:
-            for kind in ("devices", "areas", "contacts"):
-                if names.of(kind) != self.names.of(kind):
-                    self.dispatcher.update_names(kind, names.of(kind))
         self.names = names
         self._vocabulary = vocabulary
         self._partial_complete = None

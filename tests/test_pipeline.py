@@ -507,12 +507,15 @@ def test_names_rebuild_the_biasing_graph_for_the_next_utterance_and_reach_the_nl
         pipeline.update_names("contacts", ["bad"])
     with pytest.raises(ValueError, match="non-empty"):
         pipeline.update_names("devices", ["  "])
+    with pytest.raises(ValueError, match="at most 200"):
+        pipeline.update_names("devices", ["x" * 201])
     assert pipeline.names == Names(devices=("fan",), contacts=("Siobhan",))  # the previous names stay
     assert recognizer.biasing == ("Siobhan", "fan")
     events = run(pipeline, vad, "###" + "." * 7)
     assert recognizer.biasing_at_reset[-1] == ("Siobhan", "fan")  # the search of this session
     assert summary(events)[-1] == ("intent", 0.09, "test-1", "Call", {"contact": "Siobhan"})
     assert dispatcher.inner.vocabulary.contacts == ["Siobhan"]
+    assert dispatcher.inner.vocabulary.devices == ["fan"]  # the refused lists never reached it
 
 
 def test_a_dispatcher_that_raises_gives_an_error_event_and_the_session_still_ends() -> None:
