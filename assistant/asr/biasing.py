@@ -390,7 +390,10 @@ def graph_builder(
 ) -> Callable[[Sequence[str]], ContextGraph | None]:
     """For the daemon: names → graph per ``[biasing]`` (options, aliases, boosts, kinds, sound-alikes
     with the on-disk pronunciation cache). Raises ``ValueError`` on a bad name."""
-    return BiasingVocabulary.from_config(config, tokenizer).graph_for
+    options = BiasingOptions.from_config(config)
+    speller = default_speller(config.pronunciation_cache) if options.sound_alikes else None
+    # Not built here: the pipeline builds the graph for the names it holds.
+    return BiasingVocabulary(NamesConfig.from_config(config), tokenizer, options, speller).graph_for
 
 
 def apply_names_update(

@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "argv": sys.argv[1:],
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{platform.machine()}, CPython {platform.python_version()}",
-        "model_dir": str(model_dir),
+        "model_dir": "tiny fixture, random weights" if args.tiny else str(model_dir),
         "tiny_fixture": bool(args.tiny),
         "corpus": str(args.corpus),
         "subsample": {
