@@ -228,6 +228,38 @@ def ctc_loss(
     )
 
 
+class TrainHooks:
+    """Extension points for recipes that train through this loop (``models/compress``); these do nothing.
+
+    ``model_config`` picks the network; ``on_start`` runs once on a fresh run (not on a resume), e.g.
+    to load initial weights; ``extra_loss`` is added to the per-utterance objective; ``after_step``
+    runs after every optimizer step (masks, snapping); ``log_values`` join each ``train`` log line;
+    ``state_dict`` travels in the checkpoint (key ``hooks``) and comes back through ``load_state_dict``.
+    ``progress`` is the learning-rate schedule's position in [0, 1].
+    """
+
+    def model_config(self, config: RnntConfig) -> RnntConfig:
+        return config
+
+    def on_start(self, model: RnntModel, ctc_head: torch.nn.Module) -> None:
+        return None
+
+    def extra_loss(self, model: RnntModel, progress: float) -> torch.Tensor | None:
+        return None
+
+    def after_step(self, model: RnntModel, progress: float) -> None:
+        return None
+
+    def log_values(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
@@ -238,8 +270,10 @@ def train(
     config: TrainConfig,
     echo: Callable[[str], None] | None = print,
     stop: Callable[[TrainState], bool] | None = None,
+    hooks: TrainHooks | None = None,
 ) -> Path:
     """Run (or resume) training until the budget is spent or ``stop(state)``; return ``last.pt``'s path."""
+    hooks = hooks if hooks is not None else TrainHooks()
     torch.set_num_threads(config.threads)
     out, corpus = Path(config.out), Path(config.corpus)
     out.mkdir(parents=True, exist_ok=True)
@@ -259,7 +293,9 @@ def train(
     ]
     dev_rows = dev_subset(read_manifest(corpus, "dev"), config.dev_utterances)
     tokenizer = load_tokenizer(prepare_tokenizer(out, train_rows, config.vocab_size))
-    model_config = dataclasses.replace(CONFIGS[config.model], vocab_size=tokenizer.vocab_size())
+    model_config = hooks.model_config(
+        dataclasses.replace(CONFIGS[config.model], vocab_size=tokenizer.vocab_size())
+    )
     train_store, train_tokens = build_split(
         config, corpus, "train", train_rows, tokenizer, feature_config, log
     )
@@ -300,6 +336,7 @@ def train(
         torch.set_rng_state(checkpoint["rng"]["torch"])
         augment_generator.set_state(checkpoint["rng"]["augment"])
         random.setstate(checkpoint["rng"]["python"])
+        hooks.load_state_dict(checkpoint.get("hooks", {}))
         log.write("resume", step=state.step, elapsed_s=round(state.elapsed_s, 1), phase=state.phase)
         if checkpoint.get("corpus") != str(corpus):
             # Allowed (fine-tuning on a bigger corpus), but the tokenizer, the normaliser stats and the
@@ -308,6 +345,7 @@ def train(
                 "warning", message=f"resuming a run trained on {checkpoint.get('corpus')} with {corpus}"
             )
     else:
+        hooks.on_start(model, ctc_head)
         log.write(
             "start",
             params=count_parameters(model),
@@ -336,6 +374,7 @@ def train(
             "features": feature_config.__dict__,
             "tokenizer_model": (out / TOKENIZER_FILE).read_bytes(),
             "corpus": str(corpus),
+            "hooks": hooks.state_dict(),
         }
 
     def epoch_plan() -> list[list[int]]:
@@ -394,13 +433,18 @@ def train(
         if config.ctc_weight > 0:
             ctc = ctc_loss(ctc_head, output, batch.targets, batch.target_lengths)
             objective = (1 - config.ctc_weight) * loss + config.ctc_weight * ctc
+        per_utterance = objective / n_utts
+        extra = hooks.extra_loss(model, progress)
+        if extra is not None:
+            per_utterance = per_utterance + extra
         optimizer.zero_grad(set_to_none=True)
-        (objective / n_utts).backward()  # type: ignore[no-untyped-call]
+        per_utterance.backward()  # type: ignore[no-untyped-call]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip))
         if math.isfinite(grad_norm):
             optimizer.step()
         else:
             log.write("skip", step=state.step, reason="non-finite gradient")
+        hooks.after_step(model, progress)
         state.step += 1
         state.batch_in_epoch += 1
 
@@ -435,6 +479,7 @@ def train(
                 s_per_step=round(span / config.log_every, 3),
                 data_share=round(window["data_s"] / span, 3),
                 epoch=state.epoch,
+                **hooks.log_values(),
             )
             window = {
                 "loss": 0.0,
