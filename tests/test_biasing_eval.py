@@ -109,7 +109,7 @@ class CountingModel:
 
 def test_the_encoder_memo_runs_each_chunk_once_and_returns_the_same() -> None:
     model = CountingModel()
-    memo = EncoderMemo(model)  # type: ignore[arg-type]
+    memo = EncoderMemo(model)
     chunk = np.arange(16, dtype=np.float32).reshape(8, 2)
     first = memo.encode_chunk(chunk, memo.initial_state())
     again = memo.encode_chunk(chunk.copy(), memo.initial_state())
