@@ -205,6 +205,9 @@ def test_the_config_section_builds_the_vocabulary(
     flat = vocabulary.graph_for(["kitchen light", "Ann"])
     assert flat is not None and flat.score_sequence(tokenizer.encode("call kitchen light")) > 0
     assert flat.score_sequence(tokenizer.encode("call annie")) > 0  # the configured alias came along
+    by_kind = vocabulary.graph_for(contacts=["Sean Kelly"], devices=["kitchen light"])
+    assert by_kind is not None and by_kind.score_sequence(tokenizer.encode("call sean")) > 0  # first name
+    assert vocabulary.graph_for(["Sean Kelly"]).score_sequence(tokenizer.encode("call sean")) == 0  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="names\\[0\\]: a name must not be empty"):
         graph_builder(config, tokenizer)([" "])
 

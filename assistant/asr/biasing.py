@@ -370,16 +370,31 @@ class BiasingVocabulary:
     def with_names(self, names: NamesConfig) -> BiasingVocabulary:
         return BiasingVocabulary.build(names, self.tokenizer, self.options, self.speller)
 
-    def graph_for(self, names: Sequence[str]) -> ContextGraph | None:
-        """A flat list of names → graph, with this vocabulary's options and speller: the
-        ``BiasingBuilder`` the pipeline takes. A name this vocabulary knows keeps its kind, aliases
-        and boost (so a known contact also gets its first name); others are plain phrases.
-        Raises ``ValueError`` (:class:`BiasingUpdateError`) on a bad name."""
+    def graph_for(
+        self,
+        names: Sequence[str] = (),
+        *,
+        contacts: Sequence[str] = (),
+        devices: Sequence[str] = (),
+        areas: Sequence[str] = (),
+    ) -> ContextGraph | None:
+        """Names → graph, with this vocabulary's options and speller: the ``BiasingBuilder`` the
+        pipeline takes (a flat list), or the lists by kind (then contacts get their first names).
+        A name this vocabulary knows keeps its aliases and boost, and in the flat list its kind;
+        other flat names are plain phrases. Raises ``ValueError`` (:class:`BiasingUpdateError`)
+        on a bad name."""
         known = {to_spoken(entry.name): (kind, entry) for kind in NAME_KINDS for entry in self.names.of(kind)}
         grouped: dict[NameKind, list[NameEntry]] = {kind: [] for kind in NAME_KINDS}
-        for entry in parse_names(list(names), "names"):
-            kind, configured = known.get(to_spoken(entry.name), ("phrases", entry))
-            grouped[kind].append(configured)
+        given: tuple[tuple[NameKind | None, Sequence[str]], ...] = (
+            (None, names),
+            ("contacts", contacts),
+            ("devices", devices),
+            ("areas", areas),
+        )
+        for kind, values in given:
+            for entry in parse_names(list(values), kind or "names"):
+                known_kind, configured = known.get(to_spoken(entry.name), ("phrases", entry))
+                grouped[kind or known_kind].append(configured)
         config = NamesConfig(*(tuple(grouped[kind]) for kind in NAME_KINDS))
         built = build_biasing_graph(config, self.tokenizer, self.options, self.speller)
         return built.graph if built is not None else None
