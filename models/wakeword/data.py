@@ -165,10 +165,15 @@ class DataRecipe:
     positives_per_unit: int = 4  # augmented examples per phrase rendition
     negative_examples: int = 4000
     val_negative_examples: int = 600
+    calibration_hours: float = 0.5  # held-out negative streams that place the operating points
 
     def cache_key(self) -> str:
         units = {k: v for k, v in asdict(self).items() if k not in ("positives_per_unit",)}
-        units = {k: v for k, v in units.items() if "examples" not in k and k != "example_s"}
+        units = {
+            k: v
+            for k, v in units.items()
+            if "examples" not in k and k not in ("example_s", "calibration_hours")
+        }
         return hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -344,14 +349,13 @@ class Backgrounds:
     babble: list[Audio]
 
     @classmethod
-    def make(
-        cls, units: Sequence[Unit], rng: np.random.Generator, split: str, rooms: int = 24
-    ) -> Backgrounds:
+    def make(cls, units: Sequence[Unit], rng: np.random.Generator, rooms: int = 24) -> Backgrounds:
         from models.corpus.build import load_noise
 
         rirs = [augment.simulated_rir(rng)[0] for _ in range(rooms)]
         babble = [u.audio for u in units if u.kind == "sentence"][:200]
-        return cls(load_noise("train" if split == "train" else "dev"), rirs, babble)
+        # the dev part of the noise recordings is kept for evaluation mixes, validation included
+        return cls(load_noise("train"), rirs, babble)
 
 
 def _place(canvas: Audio, audio: Audio, end: int) -> None:
@@ -468,7 +472,7 @@ def make_examples(
     phrases = [u for u in mine if u.kind == "phrase"]
     pool = {kind: [u for u in mine if u.kind == kind] for kind in ("sentence", "confusable", "real")}
     others = pool["sentence"] + pool["confusable"]
-    bank = Backgrounds.make(mine, rng, split)
+    bank = Backgrounds.make(mine, rng)
     features, starts, ends, kinds = [], [], [], []
     total = len(phrases) * recipe.positives_per_unit + negatives
     for phrase in phrases:
