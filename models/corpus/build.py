@@ -124,7 +124,7 @@ PROFILES: dict[str, Profile] = {
         dev_sentences=300,
         generated_voices=130,
         streams=300,
-        max_candidates=360,
+        max_candidates=420,
         groups=(
             GroupPlan("espeak", "espeak", 15500),
             GroupPlan("flite", "flite", 12500),
@@ -576,7 +576,9 @@ def probe_task(task: tuple[str, str, bool, dict[str, Any] | None]) -> dict[str, 
     context = _context()
     cache = context.out / "voices" / "probes" / f"{engine}-{voice_id}.json"
     if cache.exists():
-        return json.loads(cache.read_text())  # type: ignore[no-any-return]
+        cached: dict[str, Any] = json.loads(cache.read_text())
+        if cached.get("recipe") == recipe:  # a changed recipe under the same id is probed again
+            return cached
     if "judge" not in _PACKS:
         _PACKS["judge"] = VoiceJudge()
     if recipe is not None:

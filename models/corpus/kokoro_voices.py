@@ -72,14 +72,20 @@ def build_pack(recipe: dict[str, Any], packs: Packs, native: list[int] | None = 
     raise ValueError(f"unknown recipe kind {recipe['kind']!r}")
 
 
+# Measured on the first 68 candidates of the full build: 62 % of Gaussian draws but only 7 % of
+# two-voice blends pass the similarity gate (a blend stays within ~0.85 of a parent), so blends
+# are a small share: they still add near-stock variety when they pass.
+BLEND_SHARE = 0.15
+
+
 def candidate_recipes(names: list[str], seed: int, count: int) -> list[dict[str, Any]]:
-    """``count`` deterministic candidates: 60 % Gaussian draws, 40 % two-voice blends."""
+    """``count`` deterministic candidates: Gaussian draws, and ``BLEND_SHARE`` two-voice blends."""
     rng = np.random.default_rng([seed, 7919])
     recipes: list[dict[str, Any]] = []
     for index in range(count):
         recipe: dict[str, Any]
         voice_id = f"gen{index:04d}"
-        if rng.random() < 0.6:
+        if rng.random() >= BLEND_SHARE:
             recipe = {
                 "kind": "gaussian",
                 "seed": int(rng.integers(2**31)),
