@@ -34,10 +34,11 @@ from assistant.audio.sources import AudioInputError, AudioSource, PcmStdinSource
 from assistant.config import AssistantConfig, ConfigError
 from assistant.events import Event, EventBase
 from assistant.logging import get_logger
-from assistant.pipeline import BiasingBuilder, Dispatcher, NameKind, Pipeline, Recognizer, WakeDetector
+from assistant.pipeline import BiasingBuilder, Dispatcher, NameKind, Names, Pipeline, Recognizer, WakeDetector
 from assistant.sdnotify import Notifier, WatchdogTimer
 
 if TYPE_CHECKING:
+    from assistant.asr.search import Biasing
     from assistant.mqtt import HotwordToggle, InjectionRequest, NamesUpdate
 
 log = get_logger(__name__)
@@ -187,17 +188,31 @@ def _note_no_recognizer(reason: str) -> None:
     log.info("no recognizer model installed; running on the VAD alone", reason=reason)
 
 
+class _GraphFor(Protocol):
+    def __call__(
+        self,
+        names: Sequence[str] = (),
+        *,
+        contacts: Sequence[str] = (),
+        devices: Sequence[str] = (),
+        areas: Sequence[str] = (),
+    ) -> Biasing | None: ...
+
+
 def biasing_builder(config: AssistantConfig, recognizer: Recognizer) -> BiasingBuilder | None:
-    """Names → a context graph over the recognizer's tokens (None when biasing is off)."""
+    """Names → a context graph over the recognizer's tokens, as ``[biasing]`` says (boosts, aliases,
+    sound-alikes, first names of contacts, the extra ``phrases``); None when biasing is off."""
     tokenizer = getattr(recognizer, "tokenizer", None)
     if not config.biasing.enabled or tokenizer is None:
         return None
-    from assistant.asr.context_graph import ContextGraph
+    from assistant.asr.biasing import graph_builder
 
-    boost = config.biasing.boost_per_token
+    # graph_builder's result is BiasingVocabulary.graph_for, which also takes the names by kind.
+    graph_for = cast(_GraphFor, graph_builder(config.biasing, tokenizer))
+    phrases = list(config.biasing.phrases)
 
-    def build(names: Sequence[str]) -> ContextGraph | None:
-        return ContextGraph.from_phrases(names, tokenizer, boost_per_token=boost) if names else None
+    def build(names: Names) -> Biasing | None:
+        return graph_for(phrases, contacts=names.contacts, devices=names.devices, areas=names.areas)
 
     return build
 

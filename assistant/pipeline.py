@@ -181,8 +181,9 @@ class Dispatcher(Protocol):
     def update_names(self, kind: NameKind, names: Sequence[str]) -> None: ...
 
 
-BiasingBuilder = Callable[[Sequence[str]], "Biasing | None"]
-"""Names → the recognizer's context graph (None: nothing to boost). Raises ``ValueError`` on bad names."""
+BiasingBuilder = Callable[["Names"], "Biasing | None"]
+"""Names → the recognizer's context graph (None: nothing to boost). Raises ``ValueError`` on bad names.
+The daemon's is :func:`assistant.asr.biasing.graph_builder`'s, given the names by kind."""
 
 
 # --------------------------------------------------------------------------- value types
@@ -217,10 +218,6 @@ class Names:
 
     def added(self, kind: NameKind, names: Sequence[str]) -> Names:
         return self.replaced(kind, [*self.of(kind), *names])
-
-    def phrases(self) -> list[str]:
-        """Every name once, for the biasing graph."""
-        return list(dict.fromkeys([*self.contacts, *self.devices, *self.areas]))
 
     def vocabulary(self) -> UserVocabulary:
         return UserVocabulary(devices=self.devices, areas=self.areas, contacts=self.contacts)
@@ -414,7 +411,7 @@ class Pipeline:
     def set_names(self, names: Names) -> None:
         """Replace all names. The biasing graph is built first: if that raises (``ValueError``),
         nothing changes. The recognizer uses the new graph from the next session on."""
-        biasing = self._biasing_for(names.phrases()) if self._biasing_for is not None else None
+        biasing = self._biasing_for(names) if self._biasing_for is not None else None
         vocabulary = names.vocabulary()
         if self.dispatcher is not None:  # first: the only step that may still refuse the names
             for kind in ("devices", "areas", "contacts"):

@@ -303,10 +303,11 @@ def test_a_missing_wake_model_falls_back_to_speech_onsets(tmp_path: Path) -> Non
 
 
 def names_pipeline(wake: FakeWake | None = None) -> tuple[Pipeline, FakeRecognizer]:
-    def biasing_for(names: object) -> object:
-        if "Bad" in names:  # type: ignore[operator]
+    def biasing_for(names: Names) -> object:
+        flat = (*names.contacts, *names.devices, *names.areas)
+        if "Bad" in flat:
             raise ValueError("cannot build a graph over 'Bad'")
-        return tuple(names)  # type: ignore[call-overload]
+        return flat
 
     recognizer = FakeRecognizer({})
     built = Pipeline(
@@ -393,3 +394,23 @@ def test_mqtt_sink_registers_the_config_handlers_before_it_connects(monkeypatch:
     monkeypatch.setitem(sys.modules, "assistant.mqtt", fake)
     MqttSink(AssistantConfig(), ControlInbox())
     assert calls == ["names", "injection", "toggle", "start"]
+
+
+def test_the_daemon_biases_towards_names_by_kind_with_the_biasing_module(tmp_path: Path) -> None:
+    from assistant.asr.context_graph import ContextGraph
+    from assistant.asr.tokenizer import Tokenizer
+    from assistant.daemon import biasing_builder
+
+    recognizer = types.SimpleNamespace(
+        tokenizer=Tokenizer.train(["call siobhan kelly", "turn on the lamp", "call ann"] * 20, vocab_size=30)
+    )
+    config = vad_only(biasing={"sound_alikes": False, "phrases": ["hall"]})
+    build = biasing_builder(config, recognizer)  # type: ignore[arg-type]
+    assert build is not None
+    graph = build(Names(devices=("lamp",), contacts=("Siobhan Kelly",)))
+    just_phrases = build(Names())
+    assert isinstance(graph, ContextGraph) and isinstance(just_phrases, ContextGraph)
+    # The contact's first name alone is a phrase too; the configured "hall" is always there.
+    assert graph.phrase_count > just_phrases.phrase_count >= 1
+    off = vad_only(biasing={"enabled": False})
+    assert biasing_builder(off, recognizer) is None  # type: ignore[arg-type]

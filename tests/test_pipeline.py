@@ -487,11 +487,12 @@ def test_partials_are_rate_limited_in_audio_time_and_the_latest_text_still_goes_
 def test_names_rebuild_the_biasing_graph_for_the_next_utterance_and_reach_the_nlu() -> None:
     built: list[list[str]] = []
 
-    def biasing_for(names: Sequence[str]) -> object:
-        if any(name == "bad" for name in names):
+    def biasing_for(names: Names) -> object:
+        flat = [*names.contacts, *names.devices, *names.areas]
+        if "bad" in flat:
             raise ValueError("cannot tokenize 'bad'")
-        built.append(list(names))
-        return tuple(names)
+        built.append(flat)
+        return tuple(flat)
 
     recognizer, dispatcher = FakeRecognizer({0: "call siobhan"}), RecordingDispatcher()
     pipeline, vad = make_pipeline(

@@ -54,10 +54,10 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
-from assistant.asr.context_graph import ContextGraph
 from assistant.asr.recognizer import StreamingRecognizer
 from assistant.audio.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
 from assistant.config import AssistantConfig
+from assistant.daemon import biasing_builder
 from assistant.dispatch import Dispatcher
 from assistant.events import (
     Endpoint,
@@ -472,11 +472,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recognizer = StreamingRecognizer(
             model_dir, use_int8=base.asr.use_int8, beam=base.asr.beam, nbest=base.asr.nbest
         )
-        biasing_for = functools.lru_cache(maxsize=4)(
-            lambda names: ContextGraph.from_phrases(
-                list(names), recognizer.tokenizer, boost_per_token=base.biasing.boost_per_token
-            )
-        )
+        # The daemon's own graph construction, built once for the (unchanging) names.
+        daemon_biasing = biasing_builder(base, recognizer)
+        biasing_for = functools.lru_cache(maxsize=2)(daemon_biasing) if daemon_biasing and args.bias else None
         dispatcher = Dispatcher.from_config(base)  # MQTT off: the in-process NLU answers
         results: dict[str, list[Scored]] = {mode: [] for mode in MODES}
         compute_s = {mode: 0.0 for mode in MODES}
@@ -499,7 +497,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     wall_clock=lambda: 0.0,
                     recognizer=recognizer,
                     dispatcher=dispatcher,
-                    biasing_for=(lambda names: biasing_for(tuple(names))) if args.bias else None,
+                    biasing_for=biasing_for,
                 )
                 outcome = run_stream(pipeline, stream.samples)
                 compute_s[mode] += outcome.compute_s
