@@ -9,8 +9,8 @@ Two kinds of levels, both per tensor:
 
 The regulariser is zero at every level and largest midway between two. Uniform:
 ``R(w) = (Δ/π)·|sin(π w/Δ)|``; Lloyd–Max: ``R(w) = (g/π)·sin(π (w − c_lo)/g)`` on the interval
-``[c_lo, c_hi]`` of width ``g`` that holds ``w`` (beyond the outer levels it rises for half a
-gap, then stays flat: snapping clamps those). The factor ``Δ/π`` (``g/π``) makes R equal to the
+``[c_lo, c_hi]`` of width ``g`` that holds ``w`` (beyond the outer levels, where a codebook clips,
+it keeps growing with the distance). The factor ``Δ/π`` (``g/π``) makes R equal to the
 distance to the nearest level near a level, so its gradient has magnitude ≤ 1 whatever the bit
 width, and one ``λ`` means the same pull at 8, 6 and 4 bits; its sign points to the nearest level.
 
@@ -137,22 +137,18 @@ def uniform_penalty(weight: Tensor, step: Tensor) -> Tensor:
 
 def level_penalty(weight: Tensor, levels: Tensor) -> Tensor:
     """``Σ (g/π)·sin(π d/g)``: ``g`` the width of the gap holding ``w``, ``d`` the distance to its
-    nearer end; beyond the outer levels ``d`` is the distance to the outer level, capped at ``g/2``."""
+    nearer end. Beyond the outer levels (a codebook clips outliers) it is the same shape over half
+    the outer gap, then grows with the distance, so the pull is always inwards."""
     if levels.numel() < 2:
         return (weight - levels[0]).abs().sum()  # one level: plain distance
     index = torch.bucketize(weight.detach(), levels).clamp(1, levels.numel() - 1)
     low, high = levels[index - 1], levels[index]
     gap = (high - low).clamp(min=1e-12)
-    distance = torch.where(
-        weight < levels[0],
-        torch.minimum(levels[0] - weight, gap / 2),
-        torch.where(
-            weight > levels[-1],
-            torch.minimum(weight - levels[-1], gap / 2),
-            torch.minimum(weight - low, high - weight),
-        ),
-    )
-    return (gap / math.pi * torch.sin(math.pi * distance / gap)).sum()
+    outside = torch.clamp(levels[0] - weight, min=0) + torch.clamp(weight - levels[-1], min=0)
+    inside = torch.clamp(torch.minimum(weight - low, high - weight), min=0)
+    distance = torch.where(outside > 0, torch.minimum(outside, gap / 2), inside)
+    beyond = torch.clamp(outside - gap / 2, min=0)
+    return (gap / math.pi * torch.sin(math.pi * distance / gap) + beyond).sum()
 
 
 def fake_quantize(weight: Tensor, bits: int, per_channel: bool = False) -> Tensor:

@@ -94,6 +94,7 @@ class GradualPruning:
             return False
         self.updates_done = due
         self.target = self.target_at(self.start + due * self.interval)
+        self.apply(weights)  # the step just moved pruned weights off zero: they must not grow back
         for name, tensor in weights.items():
             self.masks[name] = magnitude_mask(tensor, self.target)
         self.apply(weights)
