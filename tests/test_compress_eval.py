@@ -1,4 +1,4 @@
-"""``make eval-compression``: the plan, the winner rule, WER bookkeeping, the whole run on the tiny fixture."""
+"""``make eval-compression``: the plan, the winner rule, WER bookkeeping, the run on the tiny fixture."""
 
 from __future__ import annotations
 
