@@ -9,7 +9,7 @@ WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small voices train export eval-biasing eval-latency eval-wake eval-dispatch \
-        eval-compression train-wake schema clean
+        eval-compression compress compress-export train-wake schema clean
 
 $(VENV)/bin/activate:
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -88,6 +88,28 @@ eval-wake:
 ## eval-latency: end of speech → intent, final only vs speculative + final, on dev streams with pauses → docs/results/latency.{json,md}
 eval-latency:
 	$(PY) -m models.eval.latency --out docs/results
+
+## eval-compression: float vs PTQ / fake-quant / regularised QAT (8, 6, 4 bits), sparsity 50-90 %, small-dense,
+## sizes, onnxruntime int8 forms, firmware_sim → docs/results/compression.{json,md} (resumable; docs/compression.md)
+## (COMPRESS_ARGS="--smoke --out /tmp/smoke": the tiny fixture in ~30 s; COMPRESS_ARGS="--only reg-uniform-b8": a subset)
+COMPRESS_INIT ?= checkpoints/rnnt/last.pt
+COMPRESS_MINUTES ?= 15
+COMPRESS_ARGS ?=
+eval-compression:
+	$(PY) -m models.compress.evaluate --init $(COMPRESS_INIT) --corpus $(CORPUS) --minutes $(COMPRESS_MINUTES) \
+		--out docs/results $(COMPRESS_ARGS)
+
+## compress: one recipe → checkpoints/compress/<name>/final.pt (make compress METHOD=reg-uniform BITS=8 SPARSITY=0.7)
+## compress-export: that checkpoint → ONNX (dynamic, qdq, qoperator int8) + firmware_sim image (CHECKPOINT=..., OUT=...)
+METHOD ?= reg-uniform
+BITS ?= 8
+SPARSITY ?= 0
+compress:
+	$(PY) -m models.compress.finetune --init $(COMPRESS_INIT) --corpus $(CORPUS) --method $(METHOD) --bits $(BITS) \
+		--sparsity $(SPARSITY) --max-minutes $(COMPRESS_MINUTES)
+
+compress-export:
+	$(PY) -m models.compress.export --checkpoint $(CHECKPOINT) --out $(OUT) --corpus $(CORPUS)
 
 bench:
 	$(PY) -m assistant.bench --out docs/results/bench

@@ -15,6 +15,7 @@ from models.compress.evaluate import (
     choose_winner,
     main,
     plan,
+    select,
     wer_summary,
 )
 from models.rnnt.fixtures import espeak_available
@@ -38,6 +39,21 @@ def test_the_default_plan_covers_the_study() -> None:
     assert len(
         {v.recipe.name for v in variants.values() if v.recipe and not v.small_dense and not v.init_from}
     ) == (len(variants) - 3)  # every fine-tune has its own recipe (and folder)
+
+
+def test_only_selects_by_prefix_with_float_and_what_a_variant_starts_from() -> None:
+    names = [v.name for v in select(plan(), ["reg-lloyd", "small-dense-s70"])]
+    assert names == [
+        "float",
+        "reg-lloyd-b8",
+        "reg-lloyd-b6",
+        "reg-lloyd-b4",
+        "small-dense-s70-float",
+        "small-dense-s70",
+    ]
+    assert [v.name for v in select(plan(), [])] == [v.name for v in plan()]
+    with pytest.raises(ValueError, match="no variant starts with int3"):
+        select(plan(), ["int3"])
 
 
 def _result(wer_float: float, wer_int8: float | None, sparsity: float) -> dict[str, Any]:

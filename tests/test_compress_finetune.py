@@ -154,6 +154,11 @@ def test_a_finished_run_is_reused_and_another_recipe_is_refused(
     )
     with pytest.raises(SystemExit, match="another recipe"):
         finetune(init, corpus, Recipe("none", sparsity=0.7), out, STEPS, echo=None)
+    retrained = _load(init)
+    retrained["state"]["step"] += 1
+    torch.save(retrained, tmp_path / "retrained.pt")
+    with pytest.raises(SystemExit, match="made from another"):
+        finetune(tmp_path / "retrained.pt", corpus, Recipe("none", sparsity=0.5), out, STEPS, echo=None)
     summary = json.loads((out / "compression.json").read_text())
     assert summary["name"] == "none-s50" and summary["sparsity_prunable"] == pytest.approx(0.5, abs=1e-3)
 

@@ -92,6 +92,19 @@ class Variant:
         return self.recipe.bits if self.recipe is not None and self.recipe.quantizes else 32
 
 
+def select(variants: Sequence[Variant], only: Sequence[str]) -> list[Variant]:
+    """The variants whose names start with one of ``only`` (all when empty), with ``float`` and the
+    variants they start from."""
+    if not only:
+        return list(variants)
+    chosen = {v.name for v in variants if v.name == INIT or any(v.name.startswith(prefix) for prefix in only)}
+    chosen |= {v.init_from for v in variants if v.name in chosen and v.init_from is not None}
+    unknown = [prefix for prefix in only if not any(v.name.startswith(prefix) for v in variants)]
+    if unknown:
+        raise ValueError(f"--only: no variant starts with {', '.join(unknown)} (see --list)")
+    return [v for v in variants if v.name in chosen]
+
+
 def plan(bits: Sequence[int] = QUANT_BITS, sparsities: Sequence[float] = SPARSITIES) -> list[Variant]:
     variants = [Variant(INIT), Variant("float-ft", Recipe("none"))]
     for b in bits:
@@ -316,7 +329,7 @@ def hardware_study(
 # ------------------------------------------------------------------------------------------ report
 
 
-def targets(results: dict[str, dict[str, Any]], winner: str) -> dict[str, Any]:
+def targets(results: dict[str, dict[str, Any]], winner: str | None) -> dict[str, Any]:
     """The issue's targets, each with the figures it compares."""
 
     def wer(name: str, kind: str = "float") -> float | None:
@@ -337,7 +350,7 @@ def targets(results: dict[str, dict[str, Any]], winner: str) -> dict[str, Any]:
                 "regularised_better": all(v is not None and v < min(ptq) for v in regularised.values()),
             }
     sparse70 = wer("reg-uniform-b8-s70", "int8")
-    packed = results[winner]["bytes"]["packed"]["total"]
+    packed = results[winner]["bytes"]["packed"]["total"] if winner is not None else None
     return {
         "float_wer": float_wer,
         "float_ft_control_wer": control,
@@ -350,8 +363,8 @@ def targets(results: dict[str, dict[str, Any]], winner: str) -> dict[str, Any]:
         else sparse70 - float_wer <= SHIP_WER_MARGIN + 1e-9,
         "winner": winner,
         "winner_packed_bytes": packed,
-        "winner_int8_onnx_xz_bytes": results[winner]["bytes"]["int8_onnx_xz"],
-        "winner_packed_under_2MB": packed <= 2_000_000,
+        "winner_int8_onnx_xz_bytes": results[winner]["bytes"]["int8_onnx_xz"] if winner is not None else None,
+        "winner_packed_under_2MB": None if packed is None else packed <= 2_000_000,
     }
 
 
@@ -528,9 +541,11 @@ def run(
         results[variant.name] = evaluate_variant(
             variant, checkpoints[variant.name], settings, calibration, view
         )
-    winner = choose_winner(results, variants)
-    echo(f"[compress] winner {winner}: int8 forms and the edge processor")
-    forms = forms_study(winner, checkpoints[winner], settings, calibration, view)
+    winner = choose_winner(results, variants) if any(v.int8 for v in variants) else None
+    forms: dict[str, Any] = {}
+    if winner is not None:
+        echo(f"[compress] winner {winner}: int8 forms and the edge processor")
+        forms = forms_study(winner, checkpoints[winner], settings, calibration, view)
     edge_names = [
         n
         for n in ("reg-uniform-b8", *[v.name for v in variants if v.name.startswith("reg-uniform-b8-s")])
@@ -612,8 +627,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--edge-seconds", type=float, default=10.0, help="audio streamed through firmware_sim"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="", help="comma-separated name prefixes (see --list); float always")
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
     parser.add_argument("--smoke", action="store_true", help="tiny model and corpus: proves the pipeline")
     args = parser.parse_args(argv)
+    if args.list:
+        for variant in plan():
+            recipe = variant.recipe.name if variant.recipe is not None else "the init as it is"
+            print(f"{variant.name:24s} {recipe}{' (from scratch)' if variant.small_dense else ''}")
+        return 0
+    try:
+        variants = select(plan(), [p for p in args.only.split(",") if p])
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.smoke:
         with tempfile.TemporaryDirectory() as tmp:
             settings, variants = smoke_settings(Path(tmp), args.out)
@@ -649,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         beam=args.beam,
         edge_seconds=args.edge_seconds,
     )
-    report = run(settings, plan())
+    report = run(settings, variants)
     print(markdown(report))
     return 0
 

@@ -126,6 +126,12 @@ def budget_spent(checkpoint_path: Path, config: TrainConfig) -> bool:
     )
 
 
+def init_identity(init: dict[str, Any]) -> list[float]:
+    """Which state of a checkpoint file this is (its step and training time): a retrained init differs."""
+    state = init.get("state", {})
+    return [int(state.get("step", 0)), round(float(state.get("elapsed_s", 0.0)), 3)]
+
+
 def nonzeros_at(model: RnntModel, sparsity: float) -> int:
     """Parameters of ``model`` left non-zero when every prunable tensor loses ``sparsity`` of its weights."""
     pruned = sum(round(sparsity * w.numel()) for w in prunable_weights(model).values())
@@ -143,12 +149,14 @@ def finetune(
 ) -> Path:
     """Run (or resume, or skip when finished) one recipe; return ``<out>/final.pt``."""
     final_path = out / FINAL_FILE
+    init = load_checkpoint(init_path)
     if final_path.exists():
         done = torch.load(final_path, map_location="cpu", weights_only=False)["compression"]
         if Recipe.from_dict(done["recipe"]) != recipe or done.get("small_dense") != small_dense:
             raise SystemExit(f"{final_path} holds another recipe ({done['name']}); use another --out")
+        if done.get("init_step") != init_identity(init):
+            raise SystemExit(f"{final_path} was made from another {init_path}; use another --out (or --work)")
         return final_path
-    init = load_checkpoint(init_path)
     out.mkdir(parents=True, exist_ok=True)
     if not recipe.trains:
         model = model_from_checkpoint(init)
@@ -168,7 +176,7 @@ def finetune(
         model = model_from_checkpoint(source)
         summary = finalize_weights(model, recipe, source.get("hooks"))
     steps = int(source["state"]["step"]) if recipe.trains else 0
-    summary.update(init=str(init_path), small_dense=small_dense, steps=steps)
+    summary.update(init=str(init_path), init_step=init_identity(init), small_dense=small_dense, steps=steps)
     payload = {key: source[key] for key in CARRIED if key in source}
     payload.update(model=model.state_dict(), compression=summary)
     save_checkpoint(final_path, payload)
