@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,25 @@ def test_failures_say_what_is_missing(tmp_path: Path) -> None:
         quantize_form(tmp_path / "x.onnx", tmp_path / "y.onnx", "qdq", per_channel=False)
     with pytest.raises(ValueError, match="unknown form"):
         quantize_form(tmp_path / "x.onnx", tmp_path / "y.onnx", "int4", per_channel=False)
+
+
+def test_export_cli_writes_every_form_the_image_and_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.compress.export import main
+
+    payload, _ = _compressed(tmp_path, Recipe("ptq", bits=8, sparsity=0.5))
+    torch.save(payload, tmp_path / "final.pt")
+    out = tmp_path / "export"
+    assert main(["--checkpoint", str(tmp_path / "final.pt"), "--out", str(out), "--edge-seconds", "0.5"]) == 0
+    report = json.loads((out / "export.json").read_text())
+    assert set(report["forms"]) == {"float", "dynamic", "qdq", "qoperator"}
+    assert (
+        report["edge"]["bit_exact"] and (out / "encoder.img").stat().st_size == report["edge"]["image_bytes"]
+    )
+    for form in ("onnx", "onnx-qdq", "onnx-qoperator"):
+        config = AsrModelConfig.load(out / form / "config.json")
+        assert config.files.encoder_int8 is not None and (out / form / config.files.encoder_int8).exists()
+    capsys.readouterr()
+    assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

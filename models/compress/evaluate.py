@@ -14,7 +14,8 @@ exports and evaluations under ``--work`` are reused):
    as the 70 % sparse one has non-zeros, then fine-tuned the same way. Post-training quantization
    (per tensor and per output row) needs no training.
 2. **Export** of every variant (float ONNX; 8-bit ones also as onnxruntime int8, ``dynamic`` form,
-   per-row scales where the recipe has them).
+   per-row scales where the recipe has them; activation ranges of the static forms and of the edge
+   processor are calibrated on train clips, never on dev).
 3. **WER** on ``dev`` (reserved voices; clean and 10 dB noise) through the runtime recognizer
    (``models.rnnt.evaluate``: front end, streaming encoder, beam 4, no biasing), per variant on its
    quantized weights (b-bit values in float ONNX: the fake-quant evaluation) and, at 8 bits, on
@@ -57,12 +58,12 @@ from models.compress.onnx_forms import (
     form_dir,
     packed_weight_bytes,
     read_utterances,
+    spread_rows,
     xz_bytes,
 )
 from models.compress.ort_speed import compare_forms
 from models.compress.recipe import Recipe, compressible_weights, nonzero_parameters, prunable_weights
 from models.compress.sparsity import tensor_sparsity
-from models.rnnt.data import read_manifest
 from models.rnnt.evaluate import evaluate as evaluate_wer
 from models.rnnt.export import asr_config as runtime_config
 from models.rnnt.export import load_checkpoint, model_from_checkpoint
@@ -156,11 +157,12 @@ def dev_view(corpus: Path, work: Path) -> Path:
     return view
 
 
-def spread_rows(corpus: Path, count: int) -> list[dict[str, Any]]:
-    rows = read_manifest(corpus, "dev")
-    if len(rows) <= count:
-        return rows
-    return [rows[int(i * len(rows) / count)] for i in range(count)]
+@dataclass(frozen=True)
+class Samples:
+    """Utterances that fit activation ranges (train) and utterances that measure (dev)."""
+
+    calibration: Sequence[Utterance]
+    measurement: Sequence[Utterance]
 
 
 def final_checkpoint(variant: Variant, settings: Settings, echo: Callable[[str], None]) -> Path:
@@ -212,7 +214,7 @@ def wer_summary(hyps_path: Path, kinds: Sequence[str]) -> dict[str, dict[str, An
 
 
 def evaluate_variant(
-    variant: Variant, checkpoint: Path, settings: Settings, calibration: Sequence[Utterance], view: Path
+    variant: Variant, checkpoint: Path, settings: Settings, samples: Samples, view: Path
 ) -> dict[str, Any]:
     """Export, WER, RTF and sizes of one variant (cached in ``<work>/eval/<name>/result.json``)."""
     folder = settings.work / "eval" / variant.name
@@ -223,7 +225,7 @@ def evaluate_variant(
     payload = load_checkpoint(checkpoint)
     per_channel = variant.recipe is not None and variant.recipe.per_channel
     forms = ("dynamic",) if variant.int8 else ()
-    model_dir = export_forms(payload, folder, calibration, forms, per_channel).get(
+    model_dir = export_forms(payload, folder, samples.calibration, forms, per_channel).get(
         "dynamic", form_dir(folder, "dynamic")
     )
     kinds = ("float", "int8") if variant.int8 else ("float",)
@@ -288,7 +290,7 @@ def choose_winner(results: dict[str, dict[str, Any]], variants: Sequence[Variant
 
 
 def forms_study(
-    winner: str, checkpoint: Path, settings: Settings, calibration: Sequence[Utterance], view: Path
+    winner: str, checkpoint: Path, settings: Settings, samples: Samples, view: Path
 ) -> dict[str, Any]:
     """Every int8 form of the winner: speed per network, deviation from float, recognizer WER and RTF."""
     folder = settings.work / "eval" / winner
@@ -298,8 +300,8 @@ def forms_study(
         return cached
     payload = load_checkpoint(checkpoint)
     recipe = payload.get("compression", {}).get("recipe", {})
-    dirs = export_forms(payload, folder, calibration, FORMS, bool(recipe.get("per_channel", False)))
-    speed = compare_forms(dirs, calibration[:4], settings.speed_repeats)
+    dirs = export_forms(payload, folder, samples.calibration, FORMS, bool(recipe.get("per_channel", False)))
+    speed = compare_forms(dirs, samples.measurement[:4], settings.speed_repeats)
     for form, model_dir in dirs.items():
         stem = folder / f"wer-{form}"
         report = evaluate_wer(model_dir, view, stem, ("int8",), settings.limit_per_condition, settings.beam)
@@ -312,7 +314,7 @@ def forms_study(
 
 
 def hardware_study(
-    names: Sequence[str], checkpoints: dict[str, Path], settings: Settings, utterances: Sequence[Utterance]
+    names: Sequence[str], checkpoints: dict[str, Path], settings: Settings, samples: Samples
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in names:
@@ -320,7 +322,13 @@ def hardware_study(
         result_path = folder / "edge.json"
         if not _fresh(result_path, checkpoints[name]):
             payload = load_checkpoint(checkpoints[name])
-            report = encoder_on_edge(payload, utterances, folder, settings.edge_seconds)
+            report = encoder_on_edge(
+                payload,
+                samples.measurement,
+                folder,
+                settings.edge_seconds,
+                calibration_utterances=samples.calibration,
+            )
             result_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         results[name] = json.loads(result_path.read_text())
     return results
@@ -532,26 +540,27 @@ def run(
     asr_config = runtime_config(
         init_payload, model_from_checkpoint(init_payload), chunk_frames=16, int8=False
     )
-    calibration = read_utterances(
-        settings.corpus, spread_rows(settings.corpus, settings.calibration_utterances), asr_config
-    )
+    count = settings.calibration_utterances
+
+    def utterances(split: str) -> list[Utterance]:
+        return read_utterances(settings.corpus, spread_rows(settings.corpus, split, count), asr_config)
+
+    samples = Samples(calibration=utterances("train"), measurement=utterances("dev"))
     results: dict[str, dict[str, Any]] = {}
     for variant in variants:
         echo(f"[compress] evaluate {variant.name}")
-        results[variant.name] = evaluate_variant(
-            variant, checkpoints[variant.name], settings, calibration, view
-        )
+        results[variant.name] = evaluate_variant(variant, checkpoints[variant.name], settings, samples, view)
     winner = choose_winner(results, variants) if any(v.int8 for v in variants) else None
     forms: dict[str, Any] = {}
     if winner is not None:
         echo(f"[compress] winner {winner}: int8 forms and the edge processor")
-        forms = forms_study(winner, checkpoints[winner], settings, calibration, view)
+        forms = forms_study(winner, checkpoints[winner], settings, samples, view)
     edge_names = [
         n
         for n in ("reg-uniform-b8", *[v.name for v in variants if v.name.startswith("reg-uniform-b8-s")])
         if n in checkpoints
     ]
-    hardware = hardware_study(edge_names, checkpoints, settings, calibration)
+    hardware = hardware_study(edge_names, checkpoints, settings, samples)
     report = {
         "smoke": settings.smoke,
         "settings": {
@@ -561,7 +570,8 @@ def run(
             "small_dense": _budget(settings.small_dense),
             "limit_per_condition": settings.limit_per_condition,
             "beam": settings.beam,
-            "calibration_utterances": len(calibration),
+            "calibration_utterances_train": len(samples.calibration),
+            "measurement_utterances_dev": len(samples.measurement),
             "edge_seconds": settings.edge_seconds,
             "host": platform.machine(),
             "cpus": os.cpu_count(),

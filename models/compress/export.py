@@ -7,8 +7,8 @@ Writes ``<out>/onnx`` (a runtime model directory: the float files and the ``dyna
 under the default names, i.e. what ``models/asr`` ships), ``<out>/onnx-qdq``,
 ``<out>/onnx-qoperator``, ``<out>/encoder.img`` (the firmware_sim weight image of the encoder) and
 ``<out>/export.json``: sizes, each form's speed and deviation from float, the edge run's counters
-(bit-exact against the int8 reference). Calibration and the edge run use dev utterances of
-``--corpus`` (random frames without one).
+(bit-exact against the int8 reference). Activation ranges are calibrated on train clips of
+``--corpus``, speed and the edge run measured on its dev clips (random frames without a corpus).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from models.compress.onnx_forms import (
     file_bytes,
     packed_weight_bytes,
     read_utterances,
+    spread_rows,
     xz_bytes,
 )
 from models.compress.ort_speed import compare_forms, random_utterances
@@ -41,17 +42,15 @@ def export_compressed(
     compression = payload.get("compression", {})
     recipe = compression.get("recipe", {})
     config = asr_config(payload, model_from_checkpoint(payload), chunk_frames=16, int8=False)
-    samples: list[Utterance]
+    calibration: list[Utterance]
+    measurement: list[Utterance]
     if corpus is not None:
-        from models.rnnt.data import read_manifest
-
-        rows = read_manifest(corpus, "dev")
-        rows = [rows[int(i * len(rows) / utterances)] for i in range(min(utterances, len(rows)))]
-        samples = read_utterances(corpus, rows, config)
+        calibration = read_utterances(corpus, spread_rows(corpus, "train", utterances), config)
+        measurement = read_utterances(corpus, spread_rows(corpus, "dev", utterances), config)
     else:
-        samples = random_utterances(config)
-    dirs = export_forms(payload, out, samples, FORMS, bool(recipe.get("per_channel", False)))
-    edge = encoder_on_edge(payload, samples, out, edge_seconds)
+        calibration = measurement = random_utterances(config)
+    dirs = export_forms(payload, out, calibration, FORMS, bool(recipe.get("per_channel", False)))
+    edge = encoder_on_edge(payload, measurement, out, edge_seconds, calibration_utterances=calibration)
     bits = int(compression.get("bits", 8))
     report = {
         "checkpoint": str(checkpoint),
@@ -62,7 +61,7 @@ def export_compressed(
             "int8_onnx_xz": xz_bytes([dirs["dynamic"] / n for n in file_bytes(dirs["dynamic"], int8=True)]),
             "packed": packed_weight_bytes(payload, bits, compression.get("codebooks")),
         },
-        "forms": compare_forms(dirs, samples[:4]),
+        "forms": compare_forms(dirs, measurement[:4]),
         "edge": edge.to_dict(),
         "model_dirs": {form: str(path) for form, path in dirs.items()},
     }

@@ -84,14 +84,17 @@ def encoder_on_edge(
     max_audio_s: float = 10.0,
     calibration_chunks: int = 200,
     cost: CostModel | None = None,
+    calibration_utterances: Sequence[Utterance] | None = None,
 ) -> EdgeReport:
-    """Compile ``payload``'s encoder into ``work_dir/encoder.img`` and stream ``utterances`` through it."""
+    """Compile ``payload``'s encoder into ``work_dir/encoder.img`` and stream ``utterances`` through it.
+
+    Activation ranges come from ``calibration_utterances`` (default: ``utterances``)."""
     if not utterances:
         raise ValueError("the edge run needs at least one utterance")
     model_dir = work_dir / "onnx-edge"
     export_model(dict(payload), model_dir, chunk_frames=EDGE_CHUNK_FRAMES, int8=False)
     config = AsrModelConfig.load(model_dir / "config.json")
-    calibration = _calibration(model_dir, config, utterances, calibration_chunks)
+    calibration = _calibration(model_dir, config, calibration_utterances or utterances, calibration_chunks)
     report = compile_model(model_dir / config.files.encoder, calibration, QuantizeOptions(per_channel=False))
     image_path = work_dir / "encoder.img"
     write_image(report.network, image_path)

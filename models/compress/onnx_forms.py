@@ -271,6 +271,16 @@ def packed_weight_bytes(
     }
 
 
+def spread_rows(corpus: Path, split: str, count: int) -> list[dict[str, Any]]:
+    """``count`` rows of ``<corpus>/<split>.jsonl`` spread evenly over the file (all when fewer)."""
+    from models.rnnt.data import read_manifest
+
+    rows = read_manifest(corpus, split)
+    if len(rows) <= count:
+        return rows
+    return [rows[int(i * len(rows) / count)] for i in range(count)]
+
+
 def read_utterances(
     corpus: Path, rows: Sequence[Mapping[str, Any]], config: AsrModelConfig
 ) -> list[Utterance]:
