@@ -219,9 +219,11 @@ def evaluate_variant(
     """Export, WER, RTF and sizes of one variant (cached in ``<work>/eval/<name>/result.json``)."""
     folder = settings.work / "eval" / variant.name
     result_path = folder / "result.json"
+    how = {"limit_per_condition": settings.limit_per_condition, "beam": settings.beam}
     if _fresh(result_path, checkpoint):
         cached: dict[str, Any] = json.loads(result_path.read_text())
-        return cached
+        if cached.get("evaluated_with") == how:
+            return cached
     payload = load_checkpoint(checkpoint)
     per_channel = variant.recipe is not None and variant.recipe.per_channel
     forms = ("dynamic",) if variant.int8 else ()
@@ -257,6 +259,7 @@ def evaluate_variant(
         },
         "model_dir": str(model_dir),
         "checkpoint": str(checkpoint),
+        "evaluated_with": how,
     }
     result_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -295,21 +298,22 @@ def forms_study(
     """Every int8 form of the winner: speed per network, deviation from float, recognizer WER and RTF."""
     folder = settings.work / "eval" / winner
     result_path = folder / "forms.json"
+    how = {"limit_per_condition": settings.limit_per_condition, "beam": settings.beam}
     if _fresh(result_path, checkpoint):
-        cached: dict[str, Any] = json.loads(result_path.read_text())
-        return cached
+        cached = json.loads(result_path.read_text())
+        if cached.get("evaluated_with") == how:
+            forms: dict[str, Any] = cached["forms"]
+            return forms
     payload = load_checkpoint(checkpoint)
     recipe = payload.get("compression", {}).get("recipe", {})
     dirs = export_forms(payload, folder, samples.calibration, FORMS, bool(recipe.get("per_channel", False)))
-    speed = compare_forms(dirs, samples.measurement[:4], settings.speed_repeats)
+    speed: dict[str, Any] = compare_forms(dirs, samples.measurement[:4], settings.speed_repeats)
     for form, model_dir in dirs.items():
         stem = folder / f"wer-{form}"
         report = evaluate_wer(model_dir, view, stem, ("int8",), settings.limit_per_condition, settings.beam)
-        speed[form]["wer"] = wer_summary(stem.with_name(f"wer-{form}_hyps.jsonl"), ("int8",))["int8"]["all"][
-            "wer"
-        ]
-        speed[form]["recognizer_rtf"] = _rtf(report["variants"]["int8"]["conditions"])
-    result_path.write_text(json.dumps(speed, indent=2) + "\n")
+        wer = wer_summary(stem.with_name(f"wer-{form}_hyps.jsonl"), ("int8",))["int8"]["all"]
+        speed[form].update(wer=wer["wer"], recognizer_rtf=_rtf(report["variants"]["int8"]["conditions"]))
+    result_path.write_text(json.dumps({"evaluated_with": how, "forms": speed}, indent=2) + "\n")
     return speed
 
 
