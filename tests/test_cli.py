@@ -48,6 +48,10 @@ def quiet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSISTANT_LOGGING__LEVEL", "warning")
+    # These tests pin the VAD-only event flow: shipped models must not change them.
+    (tmp_path / "no-model").mkdir()
+    monkeypatch.setenv("ASSISTANT_ASR__MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("ASSISTANT_WAKE__ENABLED", "false")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
