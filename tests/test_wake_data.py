@@ -128,3 +128,21 @@ def test_positive_clip_labels_point_at_the_phrase_audio() -> None:
         outside = np.concatenate([audio[: max(0, start)], audio[end:]])
         assert 0 < end <= 32000 and end - start >= 0.6 * 16000  # speed perturbation: 0.85..1.18
         assert np.sqrt(np.mean(inside**2)) > 1.3 * np.sqrt(np.mean(outside**2) + 1e-12)
+
+
+def test_corpus_negatives_skip_rows_that_say_a_word_of_the_phrase(tmp_path: Path) -> None:
+    import json
+
+    import soundfile as sf
+
+    (tmp_path / "audio").mkdir()
+    rows = []
+    for index, text in enumerate(["turn on the lights", "call jarvis now", "hey what time is it"]):
+        sf.write(tmp_path / "audio" / f"{index}.wav", tone(0.5, 300), 16000, subtype="PCM_16")
+        rows.append({"audio": f"audio/{index}.wav", "text": text, "voice": f"espeak:v{index}"})
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    units = data.corpus_negatives(tmp_path, "hey jarvis", count=10, validation_share=0.0)
+    assert sorted(u.text for u in units) == ["hey what time is it", "turn on the lights"]
+    assert all(u.kind == "sentence" and u.split == "train" and len(u.audio) == 8000 for u in units)
+    with pytest.raises(FileNotFoundError, match="no corpus build"):
+        data.corpus_negatives(tmp_path / "absent", "hey jarvis", 1, 0.1)

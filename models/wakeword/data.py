@@ -166,14 +166,12 @@ class DataRecipe:
     negative_examples: int = 4000
     val_negative_examples: int = 600
     calibration_hours: float = 0.5  # held-out negative streams that place the operating points
+    corpus_negatives: int = 0  # utterances taken from a corpus build's train split (with --corpus)
 
     def cache_key(self) -> str:
-        units = {k: v for k, v in asdict(self).items() if k not in ("positives_per_unit",)}
-        units = {
-            k: v
-            for k, v in units.items()
-            if "examples" not in k and k not in ("example_s", "calibration_hours")
-        }
+        """Hash of the fields that change the synthesis (the rest shape examples made later)."""
+        later = ("positives_per_unit", "example_s", "calibration_hours", "corpus_negatives")
+        units = {k: v for k, v in asdict(self).items() if k not in later and "examples" not in k}
         return hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -302,12 +300,41 @@ def load_units(path: Path) -> list[Unit]:
     ]
 
 
+def corpus_negatives(
+    corpus: Path, phrase: str, count: int, validation_share: float, seed: int = 0
+) -> list[Unit]:
+    """Up to ``count`` utterances of a corpus build's train split that do not say the phrase.
+
+    The recognizer's corpus already holds thousands of synthesized commands in many voices: the
+    cheapest large source of ordinary speech for the wake model. Rows containing any word of the
+    phrase other than a greeting ("hey") are left out, so no near-miss becomes a negative unseen.
+    """
+    manifest = corpus / "train.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no corpus build here (make data, or make data-small)")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    content = {w for w in phrase_words(phrase) if w not in ("hey", "hi", "ok", "okay")}
+    rows = [r for r in rows if r.get("text") and not content & set(phrase_words(r["text"]))]
+    order = np.random.default_rng([seed, 13]).permutation(len(rows))[:count]
+    return [
+        Unit(
+            load_audio(corpus / rows[int(i)]["audio"]),
+            rows[int(i)]["text"],
+            rows[int(i)]["voice"],
+            "sentence",
+            voice_split(rows[int(i)]["voice"], validation_share),
+        )
+        for i in order
+    ]
+
+
 def load_or_make_units(
     recipe: DataRecipe,
     cache_dir: Path,
     assets: VoiceAssets,
     generated: Sequence[dict[str, Any]] = (),
     progress: Callable[[str], None] | None = None,
+    corpus: Path | None = None,
 ) -> list[Unit]:
     path = cache_dir / f"units-{recipe.cache_key()}.npz"
     if not path.exists():
@@ -317,6 +344,10 @@ def load_or_make_units(
         for file, audio in readable_real_negatives("train", progress):
             split = voice_split(file.name, recipe.validation_share)
             units.append(Unit(audio, file.parent.name, f"real:{file.parent.name}", "real", split))
+    if corpus is not None and recipe.corpus_negatives:
+        units += corpus_negatives(
+            corpus, recipe.phrase, recipe.corpus_negatives, recipe.validation_share, recipe.seed
+        )
     return units
 
 

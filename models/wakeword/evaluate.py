@@ -382,6 +382,13 @@ def evaluate(
             }
         )
     at_default = next(row for row in det if row["threshold"] == round(float(default), 7))
+    # where the false accepts come from, per hour of each kind of negative audio
+    by_kind: dict[str, list[int]] = {}
+    for (kind, _), track in zip(segments, tracks, strict=True):
+        by_kind.setdefault(kind, []).append(len(detections_in(track, float(default))))
+    fa_by_kind = {
+        kind: round(sum(counts) / (len(counts) / 60.0), 2) for kind, counts in sorted(by_kind.items())
+    }
 
     assert features_sample is not None
     sample_features, sample_flags = features_sample
@@ -441,6 +448,7 @@ def evaluate(
             )
             if real_seconds
             else None,
+            "false_accepts_per_hour_by_kind": fa_by_kind,
         },
         "det": det,
         "cpu": cpu,
@@ -513,9 +521,10 @@ def det_plot(results: dict[str, Any], path: Path) -> bool:
         points = sorted((max(r["false_accepts_per_hour"], floor), r[key]) for r in rows if r[key] is not None)
         if points:
             axes.plot(*zip(*points, strict=True), marker=".", label=label)
+    peer_floor = 0.5 / max(results["peer"].get("hours", results["data"]["negative_hours"]), 1e-6)
     for key, marker in (("frr_clean", "o"), ("frr_noise_10db", "s")):
         points = [
-            (max(r["false_accepts_per_hour"], floor), r[key])
+            (max(r["false_accepts_per_hour"], peer_floor), r[key])
             for r in results["peer"].get("points", [])
             if r[key] is not None
         ]

@@ -254,10 +254,12 @@ def run(
     assets: VoiceAssets,
     generated: list[dict[str, Any]] | None = None,
     log: Any = print,
+    corpus: Path | None = None,
 ) -> dict[str, Any]:
     """Data → training → calibration → export; returns what went into the model's ``training``."""
     started_cpu, started = time.process_time(), time.time()
-    units = load_or_make_units(recipe, work_dir / wakeword_id_for(phrase), assets, generated or [], log)
+    work = work_dir / wakeword_id_for(phrase)
+    units = load_or_make_units(recipe, work, assets, generated or [], log, corpus)
     log(f"units: {json.dumps(summary(units))}")
     rng = np.random.default_rng([recipe.seed, 5])
     train_examples = make_examples(units, "train", recipe, rng, recipe.negative_examples, log)
@@ -279,7 +281,7 @@ def run(
         "examples": {"train": len(train_examples), "val": len(val_examples)},
         "wall_s": round(time.time() - started, 1),
         "cpu_s_main_process": round(time.process_time() - started_cpu, 1),
-        "command": " ".join(sys.argv),
+        "command": "python -m models.wakeword.train " + " ".join(sys.argv[1:]),
     }
     metrics = {
         "clip_validation": {
@@ -325,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the corpus build's voices/kokoro_generated.json: its kept Kokoro speakers join the pool",
     )
     parser.add_argument(
+        "--corpus",
+        type=Path,
+        help="a corpus build (data/corpus): its train utterances join the negatives (see --corpus-negatives)",
+    )
+    parser.add_argument("--corpus-negatives", type=int, default=4000, help="how many, with --corpus")
+    parser.add_argument(
         "--calibrate-only",
         action="store_true",
         help="re-measure the operating points of the model in --out (no training; units from the cache)",
@@ -336,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.generated_voices:
         generated = json.loads(args.generated_voices.read_text())["kept"]
         recipe = replace(recipe, generated_voices=len(generated))
+    if args.corpus:
+        recipe = replace(recipe, corpus_negatives=args.corpus_negatives)
     config = replace(TrainConfig(seed=args.seed, threads=args.threads), **train_overrides)
     if args.steps:
         config = replace(config, steps=args.steps)
@@ -348,10 +358,11 @@ def main(argv: list[str] | None = None) -> int:
 
     assets = VoiceAssets(args.voices)
     if args.calibrate_only:
-        units = load_or_make_units(recipe, args.work / wakeword_id_for(args.phrase), assets, generated, log)
+        work = args.work / wakeword_id_for(args.phrase)
+        units = load_or_make_units(recipe, work, assets, generated, log, args.corpus)
         calibrate_exported(out_dir, units, recipe, log)
         return 0
-    run(args.phrase, out_dir, args.work, recipe, net_config, config, assets, generated, log)
+    run(args.phrase, out_dir, args.work, recipe, net_config, config, assets, generated, log, args.corpus)
     return 0
 
 
