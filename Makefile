@@ -30,7 +30,7 @@ run:
 
 ## test: the default test run (hermetic: own broker per test, tiny models built in the tests)
 test:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -p no:cacheprovider
 
 lint:
 	$(VENV)/bin/ruff check assistant firmware_sim models tests
