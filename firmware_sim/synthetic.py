@@ -13,7 +13,7 @@ can be made sparse too, so both kinds of skipped products occur.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,26 +42,7 @@ LayerKind = Literal[
     "slice",
     "gather",
 ]
-LAYER_KINDS: tuple[LayerKind, ...] = (
-    "linear",
-    "conv1d",
-    "conv2d",
-    "lstm",
-    "gru",
-    "bilstm",
-    "bigru",
-    "embedding",
-    "add",
-    "mul",
-    "relu",
-    "tanh",
-    "sigmoid",
-    "reduce_mean",
-    "reduce_max",
-    "concat",
-    "slice",
-    "gather",
-)
+LAYER_KINDS: tuple[LayerKind, ...] = get_args(LayerKind)
 
 
 def sparse_weights(
