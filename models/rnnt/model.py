@@ -100,6 +100,9 @@ class CausalSubsampling(nn.Module):
         self.conv1 = nn.Conv2d(1, channels, kernel_size=3, stride=2)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2)
         self.out = nn.Linear(channels * config.subsampled_mels[1], config.encoder_input_dim)
+        # Without it the LSTM input has |x| ~ 1 per unit, the gates saturate and training drives the
+        # encoder to a function of time only (docs/TRAINING_LOG.md, "encoder collapse").
+        self.norm = nn.LayerNorm(config.encoder_input_dim)
 
     def forward(self, features: Tensor, cache1: Tensor, cache2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``[B, T, n_mels]`` (``T % 4 == 0``) → ``[B, T/4, encoder_input_dim]`` and the new caches."""
@@ -109,7 +112,7 @@ class CausalSubsampling(nn.Module):
         out = F.relu(self.conv2(y))  # [B, C, T/4, F2]
         batch, channels, frames, mels = out.shape
         out = out.permute(0, 2, 1, 3).reshape(batch, frames, channels * mels)
-        return self.out(out), features[:, -1:], hidden[:, :, -1:]
+        return self.norm(self.out(out)), features[:, -1:], hidden[:, :, -1:]
 
 
 def lstm_unrolled(lstm: nn.LSTM, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:

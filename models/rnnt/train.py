@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from assistant.frontend import FeatureConfig
@@ -78,10 +79,14 @@ class TrainConfig:
     # optimisation
     lr: float = 1.5e-3
     min_lr_ratio: float = 0.05  # cosine floor, relative to lr
-    warmup_steps: int = 400
+    warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 5.0
     ctc_weight: float = 0.3  # auxiliary CTC loss on the encoder (0 turns it off)
+    # The CTC share starts high and falls linearly to ``ctc_weight``: the encoder must learn acoustics
+    # before the stateless predictor (a strong prior on templated text) can carry the loss alone.
+    ctc_weight_start: float = 0.9
+    ctc_ramp_steps: int = 1000
     bf16_encoder: bool = False  # bfloat16 autocast for the encoder: faster, LSTM cell state in bf16
     max_batch_frames: int = 8000  # padded 10 ms feature frames per batch (80 s of audio)
     max_batch_utterances: int = 64
@@ -99,7 +104,7 @@ class TrainConfig:
     curriculum: bool = True
     curriculum_switch_loss: float = 1.0  # running loss per target token that ends the clean phase
     curriculum_min_steps: int = 200
-    curriculum_max_steps: int = 1500
+    curriculum_max_steps: int = 800
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -109,11 +114,35 @@ class TrainConfig:
 
 
 def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
-    """Linear warmup, then cosine from ``lr`` to ``lr × min_lr_ratio`` over ``progress`` in [0, 1]."""
+    """Linear warmup, then cosine from ``lr`` to ``lr × min_lr_ratio`` over ``progress`` in [0, 1].
+
+    ``progress`` counts from the end of the warmup (see :func:`decay_progress`), so the peak rate
+    is held where the cosine starts whatever the step time is.
+    """
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def decay_progress(config: TrainConfig, state: TrainState, budget_s: float) -> float:
+    """Fraction of the post-warmup budget spent: steps when ``max_steps`` is set, else wall clock."""
+    if config.max_steps > 0:
+        span = max(1, config.max_steps - config.warmup_steps)
+        return max(0.0, (state.step - config.warmup_steps) / span)
+    if state.warmup_end_s is None:
+        return 0.0
+    return max(0.0, (state.elapsed_s - state.warmup_end_s) / max(1.0, budget_s - state.warmup_end_s))
+
+
+def ctc_share(config: TrainConfig, step: int) -> float:
+    """The auxiliary CTC weight at ``step``: ``ctc_weight_start`` falling linearly to ``ctc_weight``."""
+    if config.ctc_weight <= 0:
+        return 0.0
+    if step >= config.ctc_ramp_steps:
+        return config.ctc_weight
+    start = max(config.ctc_weight, config.ctc_weight_start)
+    return start + (config.ctc_weight - start) * step / max(1, config.ctc_ramp_steps)
 
 
 @dataclass
@@ -128,6 +157,7 @@ class TrainState:
     loss_per_token_ema: float = float("nan")
     best_dev_wer: float = float("inf")
     frames_seen: int = 0
+    warmup_end_s: float | None = None  # elapsed time when the warmup ended: the cosine's origin
 
 
 class JsonLog:
@@ -185,9 +215,44 @@ def build_split(
     return store, token_ids
 
 
-def evaluate_dev(model: RnntModel, data: SplitData, tokenizer: Any, config: TrainConfig) -> dict[str, Any]:
-    """Dev loss per utterance and greedy WER (overall and per condition) on the dev subset."""
+def ctc_greedy(
+    head: torch.nn.Module, encoder_out: torch.Tensor, frame_lengths: torch.Tensor
+) -> list[list[int]]:
+    """Best-path CTC decoding of the auxiliary head (repeats merged, blanks dropped)."""
+    best = head(encoder_out).argmax(dim=-1)
+    results = []
+    for row, length in zip(best.tolist(), frame_lengths.tolist(), strict=True):
+        ids, previous = [], 0
+        for token in row[:length]:
+            if token != previous and token != 0:
+                ids.append(token)
+            previous = token
+        results.append(ids)
+    return results
+
+
+def encoder_spread(encoder_out: torch.Tensor, frame_lengths: torch.Tensor) -> float:
+    """Std across utterances of the time-averaged encoder output: near 0 means a collapsed encoder."""
+    mask = (torch.arange(encoder_out.shape[1])[None, :] < frame_lengths[:, None]).float()[..., None]
+    means = (encoder_out * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return float(means.std(0).mean()) if means.shape[0] > 1 else 0.0
+
+
+def evaluate_dev(
+    model: RnntModel,
+    data: SplitData,
+    tokenizer: Any,
+    config: TrainConfig,
+    ctc_head: torch.nn.Module | None = None,
+) -> dict[str, Any]:
+    """Dev loss, greedy WER (overall, per condition) and health signals: CTC-head WER, encoder spread.
+
+    The RNN-T loss alone can fall with no acoustics at all (the predictor learns the text prior),
+    so the CTC head's WER and the encoder's spread across clips say whether the encoder is learning.
+    """
     model.eval()
+    ctc_pairs: list[tuple[str, str]] = []
+    spreads: list[float] = []
     batches = bucket_batches(
         data.lengths, range(len(data.rows)), config.max_batch_frames, config.max_batch_utterances, seed=0
     )
@@ -204,6 +269,12 @@ def evaluate_dev(model: RnntModel, data: SplitData, tokenizer: Any, config: Trai
             for index, ids in zip(batch.indices, hypotheses, strict=True):
                 row = data.rows[index]
                 pairs.append((str(row.get("condition", "dev")), str(row["text"]), tokenizer.decode(ids)))
+            spreads.append(encoder_spread(output.encoder_out, output.frame_lengths))
+            if ctc_head is not None:
+                for index, ids in zip(
+                    batch.indices, ctc_greedy(ctc_head, output.encoder_out, output.frame_lengths), strict=True
+                ):
+                    ctc_pairs.append((str(data.rows[index]["text"]), tokenizer.decode(ids)))
     model.train()
     per_condition = {
         condition: round(error_rate((ref, hyp) for c, ref, hyp in pairs if c == condition), 4)
@@ -214,6 +285,8 @@ def evaluate_dev(model: RnntModel, data: SplitData, tokenizer: Any, config: Trai
         "dev_loss": round(total_loss / max(1, len(pairs)), 4),
         "dev_wer": round(error_rate((ref, hyp) for _, ref, hyp in pairs), 4),
         "dev_wer_by_condition": per_condition,
+        "ctc_wer": round(error_rate(ctc_pairs), 4) if ctc_pairs else None,
+        "encoder_spread": round(float(np.mean(spreads)), 5) if spreads else None,
         "examples": examples,
     }
 
@@ -391,6 +464,7 @@ def train(
     last_checkpoint = last_dev = time.monotonic()
     window = {
         "loss": 0.0,
+        "ctc": 0.0,
         "tokens": 0,
         "frames": 0,
         "utterances": 0,
@@ -420,7 +494,9 @@ def train(
             )
         window["data_s"] += time.monotonic() - data_start
 
-        progress = state.step / config.max_steps if config.max_steps > 0 else state.elapsed_s / budget_s
+        if state.warmup_end_s is None and state.step >= config.warmup_steps:
+            state.warmup_end_s = state.elapsed_s
+        progress = decay_progress(config, state, budget_s)
         lr = learning_rate(config, state.step, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -430,9 +506,12 @@ def train(
         )
         n_utts = len(batch.indices)
         objective = loss
-        if config.ctc_weight > 0:
+        ctc_weight = ctc_share(config, state.step)
+        ctc_value = float("nan")
+        if ctc_weight > 0:
             ctc = ctc_loss(ctc_head, output, batch.targets, batch.target_lengths)
-            objective = (1 - config.ctc_weight) * loss + config.ctc_weight * ctc
+            objective = (1 - ctc_weight) * loss + ctc_weight * ctc
+            ctc_value = float(ctc.detach())
         per_utterance = objective / n_utts
         extra = hooks.extra_loss(model, progress)
         if extra is not None:
@@ -459,6 +538,7 @@ def train(
         frames = int(batch.lengths.sum())
         state.frames_seen += frames
         window["loss"] += loss_value
+        window["ctc"] += ctc_value
         window["tokens"] += tokens
         window["frames"] += frames
         window["utterances"] += n_utts
@@ -473,6 +553,8 @@ def train(
                 phase=state.phase,
                 loss=round(window["loss"] / window["utterances"], 4),
                 loss_per_token=round(window["loss"] / window["tokens"], 4),
+                ctc_per_token=round(window["ctc"] / window["tokens"], 4),
+                ctc_weight=round(ctc_weight, 3),
                 lr=round(lr, 7),
                 grad_norm=round(grad_norm, 3),
                 frames_per_s=round(window["frames"] / span, 1),
@@ -483,6 +565,7 @@ def train(
             )
             window = {
                 "loss": 0.0,
+                "ctc": 0.0,
                 "tokens": 0,
                 "frames": 0,
                 "utterances": 0,
@@ -508,7 +591,7 @@ def train(
 
         now = time.monotonic()
         if now - last_dev >= config.dev_every_minutes * 60 and not budget_spent():
-            result = evaluate_dev(model, dev_data, tokenizer, config)
+            result = evaluate_dev(model, dev_data, tokenizer, config, ctc_head)
             log.write("dev", step=state.step, elapsed_s=round(state.elapsed_s, 1), **result)
             last_dev = time.monotonic()
             if result["dev_wer"] < state.best_dev_wer:
@@ -518,7 +601,7 @@ def train(
             save_checkpoint(checkpoint_path, payload())
             last_checkpoint = time.monotonic()
 
-    result = evaluate_dev(model, dev_data, tokenizer, config)
+    result = evaluate_dev(model, dev_data, tokenizer, config, ctc_head)
     log.write("dev", step=state.step, elapsed_s=round(state.elapsed_s, 1), final=True, **result)
     if result["dev_wer"] <= state.best_dev_wer:
         state.best_dev_wer = result["dev_wer"]
