@@ -38,6 +38,7 @@ from assistant.pipeline import BiasingBuilder, Dispatcher, NameKind, Names, Pipe
 from assistant.sdnotify import Notifier, WatchdogTimer
 
 if TYPE_CHECKING:
+    from assistant.asr.biasing import NameEntry
     from assistant.asr.search import Biasing
     from assistant.mqtt import HotwordToggle, InjectionRequest, NamesUpdate
 
@@ -191,11 +192,11 @@ def _note_no_recognizer(reason: str) -> None:
 class _GraphFor(Protocol):
     def __call__(
         self,
-        names: Sequence[str] = (),
+        names: Sequence[str | NameEntry] = (),
         *,
-        contacts: Sequence[str] = (),
-        devices: Sequence[str] = (),
-        areas: Sequence[str] = (),
+        contacts: Sequence[str | NameEntry] = (),
+        devices: Sequence[str | NameEntry] = (),
+        areas: Sequence[str | NameEntry] = (),
     ) -> Biasing | None: ...
 
 
@@ -311,8 +312,8 @@ class ControlInbox:
     # ---- MQTT handlers (paho's network thread: only enqueue)
 
     def on_names(self, update: NamesUpdate) -> None:
-        kind, names = update.kind, list(update.names)
-        self.put(f"names:{kind}", lambda pipeline: pipeline.update_names(kind, names))
+        kind, entries = update.kind, update.entries  # names with their aliases and boosts
+        self.put(f"names:{kind}", lambda pipeline: pipeline.update_names(kind, entries))
 
     def on_injection(self, request: InjectionRequest) -> None:
         def inject(pipeline: Pipeline) -> None:

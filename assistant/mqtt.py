@@ -10,7 +10,8 @@ de-duplicate on ``event_id``.
 Presence: ``<prefix>/<site>/status`` is retained ``{"state": "online"}`` while connected; the last
 will sets it to ``offline`` if the daemon dies, ``close()`` does so on a clean exit.
 
-In: ``<prefix>/<site>/config/contacts`` and ``.../config/devices`` (retained JSON lists of names),
+In: ``<prefix>/<site>/config/contacts`` and ``.../config/devices`` (retained JSON lists of names:
+strings or ``{"name", "aliases", "boost"}`` objects, read by :func:`assistant.asr.biasing.parse_names`),
 ``hermes/injection/perform`` and ``hermes/hotword/toggleOn|toggleOff`` are validated into typed
 messages and handed to the registered handlers; anything malformed is logged and dropped.
 
@@ -32,14 +33,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from assistant.asr.biasing import NameEntry, parse_names
 from assistant.config import MqttConfig
 from assistant.events import Event
 from assistant.hermes import HermesMirror, encode, topic_level
@@ -100,16 +103,25 @@ def config_topics(prefix: str, site_id: str) -> list[str]:
 # --------------------------------------------------------------------------- config-in messages
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-_NAMES = TypeAdapter(list[Name])
 
 
-class NamesUpdate(BaseModel):
-    """A new contacts or devices list (the retained JSON list on ``.../config/<kind>``)."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class NamesUpdate:
+    """A new contacts or devices list (the retained JSON list on ``.../config/<kind>``): each name
+    with its aliases and its own bonus per token, as the biasing graph takes them."""
 
     kind: Literal["contacts", "devices"]
-    names: list[Name]
+    entries: tuple[NameEntry, ...]
+
+    @classmethod
+    def from_json(cls, kind: Literal["contacts", "devices"], payload: bytes) -> NamesUpdate:
+        """Wire → update; ``BiasingUpdateError`` (a ``ValueError``) names the bad entry.
+
+        >>> payload = b'["Ann", {"name": "Siobhan", "aliases": ["shiv on"], "boost": 3}]'
+        >>> NamesUpdate.from_json("contacts", payload).entries[1]
+        NameEntry(name='Siobhan', aliases=('shiv on',), boost=3.0)
+        """
+        return cls(kind, parse_names(payload, kind))
 
 
 class InjectionOperation(BaseModel):
@@ -168,16 +180,18 @@ ConfigMessage = NamesUpdate | InjectionRequest | HotwordToggle
 def parse_config_message(topic: str, payload: bytes, *, prefix: str, site_id: str) -> ConfigMessage | None:
     """Wire → typed message; None for topics that are not ours or toggles for another site.
 
-    Raises ``ValueError`` (pydantic's ``ValidationError`` is one) on malformed payloads.
+    Raises ``ValueError`` (pydantic's ``ValidationError`` and ``BiasingUpdateError`` are ones) on
+    malformed payloads.
 
-    >>> parse_config_message("assistant/kitchen/config/contacts", b'["Ann", " Bob "]',
-    ...                      prefix="assistant", site_id="kitchen").names
+    >>> update = parse_config_message("assistant/kitchen/config/contacts", b'["Ann", {"name": " Bob "}]',
+    ...                               prefix="assistant", site_id="kitchen")
+    >>> [entry.name for entry in update.entries]
     ['Ann', 'Bob']
     """
     base = f"{prefix}/{topic_level(site_id)}/config/"
     if topic in (base + "contacts", base + "devices"):
         kind: Literal["contacts", "devices"] = "contacts" if topic.endswith("contacts") else "devices"
-        return NamesUpdate(kind=kind, names=_NAMES.validate_json(payload))
+        return NamesUpdate.from_json(kind, payload)
     if topic == HERMES_INJECTION_TOPIC:
         return InjectionRequest.model_validate_json(payload)
     if topic in (HERMES_TOGGLE_ON_TOPIC, HERMES_TOGGLE_OFF_TOPIC):

@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from assistant.asr.biasing import NameEntry, parse_names
 from assistant.asr.lattice import posteriors
 from assistant.audio.frames import FRAME_S, AudioFrame
 from assistant.config import AssistantConfig
@@ -189,52 +190,66 @@ The daemon's is :func:`assistant.asr.biasing.graph_builder`'s, given the names b
 # --------------------------------------------------------------------------- value types
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Names:
-    """The user's names: what the recognizer is biased towards and the NLU resolves slots against.
+    """The user's names: what the recognizer is biased towards (each name with its aliases and its
+    own bonus per token) and the NLU resolves slots against (the names alone).
 
-    >>> Names(devices=("lamp",)).replaced("contacts", [" Ann ", "Bob", "Ann"]).contacts
-    ('Ann', 'Bob')
+    Built from strings or :class:`NameEntry` values (a received list's entries), all checked by
+    :func:`assistant.asr.biasing.parse_names`, the wire's own rules: a bad one raises ``ValueError``.
+
+    >>> siobhan = NameEntry("Siobhan", aliases=("shiv on",), boost=3.0)
+    >>> names = Names(devices=["lamp"]).replaced("contacts", [" Ann ", siobhan])
+    >>> names.names_of("contacts"), names.contacts[1].aliases
+    (('Ann', 'Siobhan'), ('shiv on',))
     """
 
-    devices: tuple[str, ...] = ()
-    areas: tuple[str, ...] = ()
-    contacts: tuple[str, ...] = ()
+    devices: tuple[NameEntry, ...]
+    areas: tuple[NameEntry, ...]
+    contacts: tuple[NameEntry, ...]
+
+    def __init__(
+        self,
+        devices: Sequence[str | NameEntry] = (),
+        areas: Sequence[str | NameEntry] = (),
+        contacts: Sequence[str | NameEntry] = (),
+    ) -> None:
+        object.__setattr__(self, "devices", parse_names(list(devices), "devices"))
+        object.__setattr__(self, "areas", parse_names(list(areas), "areas"))
+        object.__setattr__(self, "contacts", parse_names(list(contacts), "contacts"))
 
     @classmethod
     def from_config(cls, config: AssistantConfig) -> Names:
+        """The ``[biasing]`` lists (their configured aliases and boosts join in the graph builder)."""
         biasing = config.biasing
-        return cls(_clean(biasing.devices), _clean(biasing.areas), _clean(biasing.contacts))
+        return cls(biasing.devices, biasing.areas, biasing.contacts)
 
-    def of(self, kind: NameKind) -> tuple[str, ...]:
-        values: tuple[str, ...] = getattr(self, kind)
-        return values
+    def of(self, kind: NameKind) -> tuple[NameEntry, ...]:
+        entries: tuple[NameEntry, ...] = getattr(self, kind)
+        return entries
 
-    def replaced(self, kind: NameKind, names: Sequence[str]) -> Names:
-        """This set with the ``kind`` list replaced; raises ``ValueError`` on a non-string or blank name."""
-        if kind not in ("devices", "areas", "contacts"):
+    def names_of(self, kind: NameKind) -> tuple[str, ...]:
+        """The ``kind`` names alone, as the NLU and the dispatcher take them."""
+        return tuple(entry.name for entry in self.of(kind))
+
+    def replaced(self, kind: NameKind, names: Sequence[str | NameEntry]) -> Names:
+        """This set with the ``kind`` list replaced; raises ``ValueError`` on a bad name."""
+        lists: dict[str, Sequence[str | NameEntry]] = {
+            "devices": self.devices,
+            "areas": self.areas,
+            "contacts": self.contacts,
+        }
+        if kind not in lists:
             raise ValueError(f"unknown kind of names: {kind!r}")
-        return replace(self, **{kind: _clean(names)})
+        return Names(**{**lists, kind: names})
 
-    def added(self, kind: NameKind, names: Sequence[str]) -> Names:
+    def added(self, kind: NameKind, names: Sequence[str | NameEntry]) -> Names:
         return self.replaced(kind, [*self.of(kind), *names])
 
     def vocabulary(self) -> UserVocabulary:
-        return UserVocabulary(devices=self.devices, areas=self.areas, contacts=self.contacts)
-
-
-MAX_NAME_CHARS = 200  # as on the wire (``mqtt.NamesUpdate``, ``dispatch_protocol.Vocabulary``)
-
-
-def _clean(names: Sequence[str]) -> tuple[str, ...]:
-    cleaned: list[str] = []
-    for name in names:
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS:
-            raise ValueError(
-                f"a name must be a non-empty string of at most {MAX_NAME_CHARS} characters, got {name!r}"
-            )
-        cleaned.append(" ".join(name.split()))
-    return tuple(dict.fromkeys(cleaned))
+        return UserVocabulary(
+            devices=self.names_of("devices"), areas=self.names_of("areas"), contacts=self.names_of("contacts")
+        )
 
 
 @dataclass(frozen=True)
@@ -415,8 +430,8 @@ class Pipeline:
         vocabulary = names.vocabulary()
         if self.dispatcher is not None:  # first: the only step that may still refuse the names
             for kind in ("devices", "areas", "contacts"):
-                if names.of(kind) != self.names.of(kind):
-                    self.dispatcher.update_names(kind, names.of(kind))
+                if names.names_of(kind) != self.names.names_of(kind):
+                    self.dispatcher.update_names(kind, names.names_of(kind))
         if self.recognizer is not None and self._biasing_for is not None:
             self.recognizer.set_biasing(biasing)
             if not self.in_session:  # the idle search is the next session's pre-roll: renew it now
@@ -426,9 +441,10 @@ class Pipeline:
         self._vocabulary = vocabulary
         self._partial_complete = None
 
-    def update_names(self, kind: NameKind, names: Sequence[str]) -> None:
-        """Replace one list (a ``.../config/contacts`` message); raises ``ValueError`` and keeps the
-        previous names when the list or the graph built from it is bad."""
+    def update_names(self, kind: NameKind, names: Sequence[str | NameEntry]) -> None:
+        """Replace one list (a ``.../config/contacts`` message: names with their aliases and boosts);
+        raises ``ValueError`` and keeps the previous names when the list or the graph built from it
+        is bad."""
         self.set_names(self.names.replaced(kind, names))
 
     def set_wake_muted(self, muted: bool) -> None:

@@ -212,6 +212,30 @@ def test_the_config_section_builds_the_vocabulary(
         graph_builder(config, tokenizer)([" "])
 
 
+def test_received_entries_reach_the_graph_and_take_what_they_leave_out_from_the_config(
+    tokenizer: Tokenizer,
+) -> None:
+    config = BiasingConfig(
+        contacts=["Ann"], boosts={"Ann": 4.0}, aliases={"Ann": ["annie"]}, sound_alikes=False
+    )
+    graph_for = graph_builder(config, tokenizer)
+
+    def first_token_bonus(graph: ContextGraph | None, text: str) -> float:
+        assert graph is not None
+        return graph.forward(graph.start_state(), tokenizer.encode(text)[0])[0]
+
+    # One name per graph: names that share a first piece ("▁") would share its bonus.
+    ann = graph_for([NameEntry("Ann", boost=2.0)])
+    assert first_token_bonus(ann, "ann") == 2.0  # the received boost wins, the configured alias stays
+    assert [m.label for m in ann.matches(tokenizer.encode("call annie"))] == ["Ann"]  # type: ignore[union-attr]
+    sean = graph_for([NameEntry("Sean", ("shiv on",), 3.0)])  # a received alias, mapped back
+    assert first_token_bonus(sean, "shiv on") == first_token_bonus(sean, "sean") == 3.0
+    assert [m.label for m in sean.matches(tokenizer.encode("call shiv on now"))] == ["Sean"]  # type: ignore[union-attr]
+    assert first_token_bonus(graph_for(["Ann"]), "ann") == 4.0  # a bare name keeps the configured boost
+    with pytest.raises(BiasingUpdateError, match=r"names\[0\]\.boost: expected a number from 0 to 20"):
+        graph_for([NameEntry("Ann", boost=-1.0)])  # an entry built past the wire is checked the same way
+
+
 # ------------------------------------------------------------------------- graph: prefixes, matches
 
 

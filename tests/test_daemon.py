@@ -304,7 +304,7 @@ def test_a_missing_wake_model_falls_back_to_speech_onsets(tmp_path: Path) -> Non
 
 def names_pipeline(wake: FakeWake | None = None) -> tuple[Pipeline, FakeRecognizer]:
     def biasing_for(names: Names) -> object:
-        flat = (*names.contacts, *names.devices, *names.areas)
+        flat = (*names.names_of("contacts"), *names.names_of("devices"), *names.names_of("areas"))
         if "Bad" in flat:
             raise ValueError("cannot build a graph over 'Bad'")
         return flat
@@ -329,17 +329,103 @@ def test_names_from_mqtt_reach_the_pipeline_between_frames_and_bad_ones_leave_th
 
     inbox = ControlInbox()
     built, recognizer = names_pipeline()
-    inbox.on_names(NamesUpdate(kind="contacts", names=["Siobhan", "Oisin"]))
-    assert built.names.contacts == ("Ann",)  # nothing happens on the network thread
+    inbox.on_names(NamesUpdate.from_json("contacts", b'["Siobhan", "Oisin"]'))
+    assert built.names.names_of("contacts") == ("Ann",)  # nothing happens on the network thread
     loop = FrameLoop([], inbox=inbox)
     loop.run(Frames(1), built)
-    assert built.names.contacts == ("Siobhan", "Oisin")
+    assert built.names.names_of("contacts") == ("Siobhan", "Oisin")
     assert recognizer.biasing == ("Siobhan", "Oisin", "lamp")
 
-    inbox.on_names(NamesUpdate(kind="devices", names=["Bad"]))
-    inbox.on_names(NamesUpdate(kind="devices", names=["fan"]))
+    inbox.on_names(NamesUpdate.from_json("devices", b'["Bad"]'))
+    inbox.on_names(NamesUpdate.from_json("devices", b'["fan"]'))
     assert inbox.apply(built) == 1  # the bad list is logged and dropped, the next one still applies
     assert built.names == Names(devices=("fan",), contacts=("Siobhan", "Oisin"))
+
+
+def test_rich_names_from_mqtt_reach_the_graph_and_a_malformed_list_leaves_the_previous_one() -> None:
+    from structlog.testing import capture_logs
+
+    from assistant.asr.biasing import NameEntry
+    from assistant.asr.context_graph import ContextGraph
+    from assistant.asr.tokenizer import Tokenizer
+    from assistant.daemon import biasing_builder
+    from assistant.mqtt import NamesUpdate, parse_config_message
+
+    sentences = ["call shiv on now", "call siobhan kelly", "call ann", "call annie", "turn on the lamp"]
+    tokenizer = Tokenizer.train(sentences * 20, vocab_size=40)
+    config = vad_only(
+        biasing={
+            "sound_alikes": False,
+            "contacts": ["Ann"],
+            "boosts": {"Ann": 2.0},
+            "aliases": {"Ann": ["annie"]},
+        }
+    )
+    build = biasing_builder(config, types.SimpleNamespace(tokenizer=tokenizer))  # type: ignore[arg-type]
+    recognizer = FakeRecognizer({})
+    built = Pipeline(
+        vad=ScriptVad(),
+        endpointer=Endpointer(),
+        site_id="kitchen",
+        stream_id="t",
+        wall_clock=lambda: 0.0,
+        recognizer=recognizer,
+        names=Names.from_config(config),
+        biasing_for=build,
+    )
+    inbox = ControlInbox()
+
+    def received(payload: bytes) -> NamesUpdate:
+        parsed = parse_config_message(
+            "assistant/kitchen/config/contacts", payload, prefix="assistant", site_id="kitchen"
+        )
+        assert isinstance(parsed, NamesUpdate)
+        return parsed
+
+    def first_token_bonus(graph: ContextGraph, text: str) -> float:
+        return graph.forward(graph.start_state(), tokenizer.encode(text)[0])[0]
+
+    inbox.on_names(received(b'["Ann", {"name": "Siobhan Kelly", "aliases": ["shiv on"], "boost": 3}]'))
+    assert inbox.apply(built) == 1
+    graph = recognizer.biasing
+    assert isinstance(graph, ContextGraph)
+    assert built.names.contacts == (NameEntry("Ann"), NameEntry("Siobhan Kelly", ("shiv on",), 3.0))
+    # The received boost overrides the default (1.5) for the name and its alias; a bare "Ann"
+    # keeps the configured boost and alias.
+    assert first_token_bonus(graph, "siobhan kelly") == first_token_bonus(graph, "shiv on") == 3.0
+    assert first_token_bonus(graph, "ann") == 2.0
+    # The alias is matched and written as the canonical name.
+    tokens = tokenizer.encode("call shiv on now")
+    (match,) = graph.matches(tokens)
+    assert match.label == "Siobhan Kelly"
+    assert [word.text for word in tokenizer.words(tokens[match.first : match.last + 1])] == ["shiv", "on"]
+    assert [match.label for match in graph.matches(tokenizer.encode("call annie"))] == ["Ann"]
+
+    # Refused at the MQTT edge, with the entry and the problem named: nothing reaches the pipeline.
+    for payload, message in [
+        (b'[{"name": "Bob", "weight": 2}]', "contacts[0]: unknown field(s) 'weight'"),
+        (
+            b'[{"name": "Bob", "boost": "high"}]',
+            'contacts[0].boost: expected a number from 0 to 20, got "high"',
+        ),
+        (b'["Bob", {"name": "Cleo", "aliases": "cee"}]', "contacts[1].aliases: expected a list of strings"),
+        (b"not json", "contacts: not valid JSON"),
+    ]:
+        with pytest.raises(ValueError) as caught:
+            received(payload)
+        assert message in str(caught.value)
+    # A list that got past the wire unchecked is refused by the pipeline: logged, the daemon goes on.
+    with capture_logs() as logs:
+        inbox.on_names(NamesUpdate("contacts", (NameEntry("Bob", boost=99.0),)))
+        assert inbox.apply(built) == 0
+    assert [(entry["event"], entry["error"]) for entry in logs if entry["log_level"] == "warning"] == [
+        (
+            "config change rejected; the previous one stays",
+            "contacts[0].boost: expected a number from 0 to 20, got 99.0",
+        )
+    ]
+    assert recognizer.biasing is graph
+    assert built.names.names_of("contacts") == ("Ann", "Siobhan Kelly")
 
 
 def test_hermes_injection_adds_names_and_add_from_vanilla_starts_from_the_config() -> None:
@@ -351,7 +437,7 @@ def test_hermes_injection_adds_names_and_add_from_vanilla_starts_from_the_config
         InjectionRequest.model_validate({"operations": [["add", {"contact": ["Bob"], "x": ["y"]}]]})
     )
     inbox.apply(built)
-    assert built.names.contacts == ("Ann", "Bob")
+    assert built.names.names_of("contacts") == ("Ann", "Bob")
     inbox.on_injection(
         InjectionRequest.model_validate({"operations": [["addFromVanilla", {"room": ["attic"]}]]})
     )

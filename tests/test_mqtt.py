@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
+from assistant.asr.biasing import NameEntry
 from assistant.config import MqttConfig
 from assistant.events import (
     Endpoint,
@@ -273,18 +274,47 @@ def _parse(topic: str, payload: bytes) -> Any:
 
 def test_names_lists_are_parsed_and_cleaned() -> None:
     assert _parse("assistant/kitchen/config/devices", b'[" kitchen light ", "fan"]') == NamesUpdate(
-        kind="devices", names=["kitchen light", "fan"]
+        "devices", (NameEntry("kitchen light"), NameEntry("fan"))
     )
-    assert _parse("assistant/kitchen/config/contacts", b"[]") == NamesUpdate(kind="contacts", names=[])
+    assert _parse("assistant/kitchen/config/contacts", b"[]") == NamesUpdate("contacts", ())
+
+
+def test_names_may_come_with_aliases_and_their_own_boost() -> None:
+    payload = b'["Ann", {"name": " Siobhan  Kelly ", "aliases": ["shiv on"], "boost": 3}, {"name": "Bob"}]'
+    assert _parse("assistant/kitchen/config/contacts", payload) == NamesUpdate(
+        "contacts", (NameEntry("Ann"), NameEntry("Siobhan Kelly", ("shiv on",), 3.0), NameEntry("Bob"))
+    )
 
 
 @pytest.mark.parametrize(
-    "payload",
-    [b"not json", b'{"names": ["Ann"]}', b'["Ann", 5]', b'["  "]', b"\xff\xfe", b"", b"null"],
+    ("payload", "message"),
+    [
+        (b"not json", "contacts: not valid JSON"),
+        (b'{"names": ["Ann"]}', "contacts: expected a JSON list of names, got an object"),
+        (b'["Ann", 5]', "contacts[1]: expected a name (a string) or an object"),
+        (b'["  "]', "contacts[0]: a name must not be empty"),
+        (b"\xff\xfe", "contacts: not valid JSON"),
+        (b"", "contacts: not valid JSON"),
+        (b"null", "contacts: expected a JSON list of names, got null"),
+        (b'[{"name": "Ann", "weight": 2}]', "contacts[0]: unknown field(s) 'weight'"),
+        (b'[{"name": "Ann", "boost": "high"}]', "contacts[0].boost: expected a number from 0 to 20"),
+        (b'[{"name": "Ann", "aliases": "annie"}]', "contacts[0].aliases: expected a list of strings"),
+        (b'[{"aliases": ["annie"]}]', 'contacts[0]: missing "name"'),
+    ],
 )
-def test_malformed_names_lists_are_rejected(payload: bytes) -> None:
-    with pytest.raises(ValueError):
+def test_malformed_names_lists_are_rejected_saying_which_entry_and_why(payload: bytes, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
         _parse("assistant/kitchen/config/contacts", payload)
+    assert message in str(caught.value)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import assistant.mqtt
+
+    result = doctest.testmod(assistant.mqtt)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_hermes_injection_wire_format_with_and_without_weights() -> None:
@@ -660,13 +690,17 @@ def test_config_messages_reach_handlers_typed_and_malformed_ones_are_logged_and_
             ("assistant/kitchen/config/contacts", b'{"names": ["Ann"]}'),
             ("assistant/kitchen/config/devices", b'["lamp", 42]'),
             ("assistant/kitchen/config/devices", b"\xff\xfe\x00"),
+            ("assistant/kitchen/config/contacts", b'[{"name": "Ann", "weight": 2}]'),
+            ("assistant/kitchen/config/contacts", b'[{"name": "Ann", "boost": "high"}]'),
             ("hermes/injection/perform", b'{"operations": [["explode", {}]]}'),
             ("hermes/hotword/toggleOn", b"[1, 2]"),
         ]
         for topic, payload in garbage:
             tool.send(topic, payload)
         tool.send("hermes/hotword/toggleOff", b'{"siteId": "bedroom"}')  # another room: not ours
-        tool.send("assistant/kitchen/config/contacts", b'["Ann", "Bob"]')
+        tool.send(
+            "assistant/kitchen/config/contacts", b'["Ann", {"name": "Bob", "aliases": ["bobby"], "boost": 3}]'
+        )
         tool.send("assistant/kitchen/config/devices", b'["kitchen light"]')
         tool.send("hermes/injection/perform", b'{"operations": [["add", {"contact": ["Cleo"]}]]}')
         tool.send("hermes/hotword/toggleOff", b'{"siteId": "kitchen"}')
@@ -674,14 +708,15 @@ def test_config_messages_reach_handlers_typed_and_malformed_ones_are_logged_and_
         got = [handled.get(timeout=WAIT_S) for _ in range(4)]
 
         assert got == [
-            NamesUpdate(kind="contacts", names=["Ann", "Bob"]),
-            NamesUpdate(kind="devices", names=["kitchen light"]),
+            NamesUpdate("contacts", (NameEntry("Ann"), NameEntry("Bob", ("bobby",), 3.0))),
+            NamesUpdate("devices", (NameEntry("kitchen light"),)),
             InjectionRequest(operations=[InjectionOperation(kind="add", values={"contact": ["Cleo"]})]),
             HotwordToggle(enabled=False, site_id="kitchen"),
         ]
         assert handled.empty()
         rejected = [entry for entry in logs if entry["event"] == "mqtt.config_message_rejected"]
         assert [entry["topic"] for entry in rejected] == [topic for topic, _ in garbage]
+        assert "contacts[0]: unknown field(s) 'weight'" in rejected[4]["error"]  # says what is wrong
 
         # Still alive: events keep flowing.
         subscriber = Subscriber(mosquitto_broker, ["assistant/kitchen/partial"])
@@ -699,7 +734,7 @@ def test_a_failing_handler_is_logged_and_later_messages_still_arrive(
     handled: queue.Queue[NamesUpdate] = queue.Queue()
 
     def fragile(update: NamesUpdate) -> None:
-        if update.names == ["boom"]:
+        if update.entries == (NameEntry("boom"),):
             raise RuntimeError("handler bug")
         handled.put(update)
 
@@ -713,7 +748,7 @@ def test_a_failing_handler_is_logged_and_later_messages_still_arrive(
         tool.send("assistant/kitchen/config/contacts", b'["boom"]')
         tool.send("assistant/kitchen/config/contacts", b'["Ann"]')
 
-        assert handled.get(timeout=WAIT_S) == NamesUpdate(kind="contacts", names=["Ann"])
+        assert handled.get(timeout=WAIT_S) == NamesUpdate("contacts", (NameEntry("Ann"),))
         assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
             "mqtt.config_handler_failed"
         ]
@@ -734,4 +769,4 @@ def test_retained_contacts_are_delivered_when_the_daemon_starts(
 
     publisher.start()
 
-    assert handled.get(timeout=WAIT_S) == NamesUpdate(kind="contacts", names=["Ann", "Bob"])
+    assert handled.get(timeout=WAIT_S) == NamesUpdate("contacts", (NameEntry("Ann"), NameEntry("Bob")))

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import assistant.pipeline
+from assistant.asr.biasing import NameEntry
 from assistant.asr.lattice import Lattice, NBestEntry, TimedWord
 from assistant.asr.recognizer import RecognitionResult
 from assistant.audio.frames import AudioFrame
@@ -488,7 +489,7 @@ def test_names_rebuild_the_biasing_graph_for_the_next_utterance_and_reach_the_nl
     built: list[list[str]] = []
 
     def biasing_for(names: Names) -> object:
-        flat = [*names.contacts, *names.devices, *names.areas]
+        flat = [*names.names_of("contacts"), *names.names_of("devices"), *names.names_of("areas")]
         if "bad" in flat:
             raise ValueError("cannot tokenize 'bad'")
         built.append(flat)
@@ -506,10 +507,12 @@ def test_names_rebuild_the_biasing_graph_for_the_next_utterance_and_reach_the_nl
     assert recognizer.biasing == ("Siobhan", "fan")
     with pytest.raises(ValueError, match="bad"):
         pipeline.update_names("contacts", ["bad"])
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"devices\[0\]: a name must not be empty"):
         pipeline.update_names("devices", ["  "])
-    with pytest.raises(ValueError, match="at most 200"):
+    with pytest.raises(ValueError, match="longer than 200 characters"):
         pipeline.update_names("devices", ["x" * 201])
+    with pytest.raises(ValueError, match=r"contacts\[0\]\.boost: expected a number from 0 to 20, got 99"):
+        pipeline.update_names("contacts", [NameEntry("Niamh", boost=99.0)])  # built past the wire
     assert pipeline.names == Names(devices=("fan",), contacts=("Siobhan",))  # the previous names stay
     assert recognizer.biasing == ("Siobhan", "fan")
     events = run(pipeline, vad, "###" + "." * 7)
@@ -517,6 +520,28 @@ def test_names_rebuild_the_biasing_graph_for_the_next_utterance_and_reach_the_nl
     assert summary(events)[-1] == ("intent", 0.09, "test-1", "Call", {"contact": "Siobhan"})
     assert dispatcher.inner.vocabulary.contacts == ["Siobhan"]
     assert dispatcher.inner.vocabulary.devices == ["fan"]  # the refused lists never reached it
+
+
+def test_a_received_entry_keeps_its_aliases_and_boost_for_the_graph_and_the_nlu_gets_the_name() -> None:
+    given: list[Names] = []
+
+    def biasing_for(names: Names) -> object:
+        given.append(names)
+        return names.contacts
+
+    recognizer, dispatcher = FakeRecognizer({}), RecordingDispatcher()
+    pipeline, _ = make_pipeline(
+        recognizer=recognizer,
+        dispatcher=dispatcher,
+        biasing_for=biasing_for,  # type: ignore[arg-type]
+    )
+    siobhan = NameEntry("Siobhan Kelly", ("shiv on kelly",), 4.0)
+    pipeline.update_names("contacts", ["Ann", siobhan])
+    assert recognizer.biasing == (NameEntry("Ann"), siobhan)
+    assert dispatcher.inner.vocabulary.contacts == ["Ann", "Siobhan Kelly"]
+    # Another list changing leaves this one's aliases and boost as they were.
+    pipeline.update_names("devices", ["fan"])
+    assert given[-1].contacts == (NameEntry("Ann"), siobhan)
 
 
 def test_a_dispatcher_that_raises_gives_an_error_event_and_the_session_still_ends() -> None:

@@ -134,7 +134,8 @@ def parse_names(payload: bytes | str | Sequence[object], kind: str = "names") ->
     """A received list → entries, or :class:`BiasingUpdateError` saying what is wrong.
 
     Accepted: a JSON list (bytes or text, or the already decoded list) of strings or of objects
-    ``{"name": str, "aliases": [str, ...], "boost": number}`` (aliases and boost optional).
+    ``{"name": str, "aliases": [str, ...], "boost": number}`` (aliases and boost optional). A
+    decoded list may also hold :class:`NameEntry` values: they are checked by the same rules.
 
     >>> ann, siobhan = parse_names(b'["Ann", {"name": "Siobhan", "aliases": ["shiv on"], "boost": 2.5}]')
     >>> ann, siobhan.aliases, siobhan.boost
@@ -154,6 +155,8 @@ def parse_names(payload: bytes | str | Sequence[object], kind: str = "names") ->
 
 
 def _entry(item: object, where: str) -> NameEntry:
+    if isinstance(item, NameEntry):  # typed already, but built anywhere: the same rules apply
+        item = {"name": item.name, "aliases": list(item.aliases), "boost": item.boost}
     if isinstance(item, str):
         return NameEntry(_name(item, where))
     if not isinstance(item, dict):
@@ -372,20 +375,23 @@ class BiasingVocabulary:
 
     def graph_for(
         self,
-        names: Sequence[str] = (),
+        names: Sequence[str | NameEntry] = (),
         *,
-        contacts: Sequence[str] = (),
-        devices: Sequence[str] = (),
-        areas: Sequence[str] = (),
+        contacts: Sequence[str | NameEntry] = (),
+        devices: Sequence[str | NameEntry] = (),
+        areas: Sequence[str | NameEntry] = (),
     ) -> ContextGraph | None:
         """Names → graph, with this vocabulary's options and speller: the ``BiasingBuilder`` the
         pipeline takes (a flat list), or the lists by kind (then contacts get their first names).
-        A name this vocabulary knows keeps its aliases and boost, and in the flat list its kind;
-        other flat names are plain phrases. Raises ``ValueError`` (:class:`BiasingUpdateError`)
-        on a bad name."""
-        known = {to_spoken(entry.name): (kind, entry) for kind in NAME_KINDS for entry in self.names.of(kind)}
+        A name this vocabulary knows takes the aliases and boost it leaves out from the known
+        entry (so a bare received "Siobhan" keeps the configured ones, and a received boost wins),
+        and in the flat list its kind; other flat names are plain phrases. Raises ``ValueError``
+        (:class:`BiasingUpdateError`) on a bad name."""
+        known: dict[str, tuple[NameKind, NameEntry | None]] = {
+            to_spoken(entry.name): (kind, entry) for kind in NAME_KINDS for entry in self.names.of(kind)
+        }
         grouped: dict[NameKind, list[NameEntry]] = {kind: [] for kind in NAME_KINDS}
-        given: tuple[tuple[NameKind | None, Sequence[str]], ...] = (
+        given: tuple[tuple[NameKind | None, Sequence[str | NameEntry]], ...] = (
             (None, names),
             ("contacts", contacts),
             ("devices", devices),
@@ -393,16 +399,27 @@ class BiasingVocabulary:
         )
         for kind, values in given:
             for entry in parse_names(list(values), kind or "names"):
-                known_kind, configured = known.get(to_spoken(entry.name), ("phrases", entry))
-                grouped[kind or known_kind].append(configured)
+                known_kind, configured = known.get(to_spoken(entry.name), ("phrases", None))
+                grouped[kind or known_kind].append(_completed(entry, configured))
         config = NamesConfig(*(tuple(grouped[kind]) for kind in NAME_KINDS))
         built = build_biasing_graph(config, self.tokenizer, self.options, self.speller)
         return built.graph if built is not None else None
 
 
+def _completed(entry: NameEntry, configured: NameEntry | None) -> NameEntry:
+    """``entry`` with the aliases and boost it leaves out taken from ``configured`` (same name)."""
+    if configured is None:
+        return entry
+    return NameEntry(
+        entry.name,
+        entry.aliases or configured.aliases,
+        configured.boost if entry.boost is None else entry.boost,
+    )
+
+
 def graph_builder(
     config: BiasingConfig, tokenizer: Tokenizer
-) -> Callable[[Sequence[str]], ContextGraph | None]:
+) -> Callable[[Sequence[str | NameEntry]], ContextGraph | None]:
     """For the daemon: names → graph per ``[biasing]`` (options, aliases, boosts, kinds, sound-alikes
     with the on-disk pronunciation cache). Raises ``ValueError`` on a bad name."""
     options = BiasingOptions.from_config(config)
