@@ -134,6 +134,19 @@ PROFILES: dict[str, Profile] = {
             GroupPlan("kokoro-gen", "kokoro-generated", 7400),
         ),
     ),
+    # ~6 h, ~1 h of it Kokoro: what one session can synthesise (~25 min on 2 cores) and train on.
+    "medium": Profile(
+        shard_size=100,
+        dev_sentences=300,
+        streams=40,
+        groups=(
+            GroupPlan("espeak", "espeak", 2400),
+            GroupPlan("flite", "flite", 1800),
+            GroupPlan("festival", "festival", 1200),
+            GroupPlan("kokoro-stock", "kokoro-stock", 1200),
+            GroupPlan("background", "background", 150),
+        ),
+    ),
     "small": Profile(
         shard_size=100,
         dev_sentences=300,
