@@ -4,11 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CORPUS ?= data/corpus
+TRAIN_CORPUS ?= data/corpus-medium  # what the shipped recognizer was trained on (make data-medium)
+TRAIN_MINUTES ?= 100
 JOBS ?= 2
 WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
-        data data-small voices train export eval-biasing eval-latency eval-wake eval-dispatch \
+        data data-small data-medium voices train export eval-biasing eval-latency eval-wake eval-dispatch \
         eval-compression compress compress-export train-wake schema clean
 
 $(VENV)/bin/activate:
@@ -56,9 +58,12 @@ data: voices
 data-small: voices
 	$(PY) -m models.corpus.build --out data/corpus-small --jobs $(JOBS) --profile small
 
+data-medium: voices
+	$(PY) -m models.corpus.build --out data/corpus-medium --jobs $(JOBS) --profile medium
+
 ## train / export the recognizer (resumes from checkpoints/)
 train:
-	$(PY) -m models.rnnt.train --corpus $(CORPUS)
+	$(PY) -m models.rnnt.train --corpus $(TRAIN_CORPUS) --max-minutes $(TRAIN_MINUTES) --out checkpoints/rnnt
 
 export:
 	$(PY) -m models.rnnt.export --checkpoint checkpoints/rnnt/last.pt --out models/asr
