@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CORPUS ?= data/corpus
-TRAIN_CORPUS ?= data/corpus-medium  # what the shipped recognizer was trained on (make data-medium)
+# what the shipped recognizer was trained on (make data-medium)
+TRAIN_CORPUS ?= data/corpus-medium
 TRAIN_MINUTES ?= 100
 JOBS ?= 2
 WAKE ?= hey jarvis
