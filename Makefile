@@ -69,8 +69,11 @@ train:
 export:
 	$(PY) -m models.rnnt.export --checkpoint checkpoints/rnnt/last.pt --out models/asr
 
+## eval: WER per dev condition (float, int8) of models/asr, and the peers (pocketsphinx, Whisper tiny.en; the bench
+## extra) on the same clips in the same run → docs/results/asr.{json,md} (EVAL_ARGS="--limit 20": a quick run)
+EVAL_ARGS ?=
 eval:
-	$(PY) -m models.rnnt.evaluate --corpus $(CORPUS) --out docs/results/asr
+	$(PY) -m models.rnnt.evaluate --corpus $(CORPUS) --out docs/results/asr --peers $(EVAL_ARGS)
 
 ## eval-dispatch: routing on a real broker (cloud stub, edge service when present, faults) → docs/results/dispatch.{json,md}
 eval-dispatch:
@@ -117,8 +120,10 @@ compress:
 compress-export:
 	$(PY) -m models.compress.export --checkpoint $(CHECKPOINT) --out $(OUT) --corpus $(CORPUS)
 
+## bench: RTF of the daemon's recognizer path on one thread and peak RSS of `assistant transcribe`, per variant of
+## models/asr, on samples/*.wav → docs/results/bench.{json,md}
 bench:
-	$(PY) -m assistant.bench --out docs/results/bench
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m assistant.bench --out docs/results/bench
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import numpy.typing as npt
 
 from assistant.asr.context_graph import ContextGraph
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError
@@ -93,11 +94,18 @@ def main(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO 
 
 def transcribe_source(recognizer: StreamingRecognizer, source: AudioSource) -> RecognitionResult:
     """One source as one stream, start to end, through the same front end the daemon uses."""
-    recognizer.reset_stream()
-    extractor = LogMelExtractor(recognizer.config.feature_config)
     frames = [frame.samples for frame in source]
-    if frames:
-        recognizer.accept_frames(extractor.accept(np.concatenate(frames)))
+    return transcribe_samples(recognizer, np.concatenate(frames) if frames else np.zeros(0, np.int16))
+
+
+def transcribe_samples(
+    recognizer: StreamingRecognizer, samples: npt.NDArray[np.generic]
+) -> RecognitionResult:
+    """One clip (16 kHz, int16 or float in [-1, 1]) as one stream; the ASR peers comparison
+    (``models/eval/peers.py``) decodes its clips with this, so our row is what this command does."""
+    recognizer.reset_stream()
+    if len(samples):
+        recognizer.accept_frames(LogMelExtractor(recognizer.config.feature_config).accept(samples))
     return recognizer.finalize()
 
 

@@ -10,6 +10,11 @@ real-time factor per condition and variant, model sizes, the model's training pr
 
 The real-time factor is compute time over audio time on one thread, front end excluded (the
 bench measures the whole pipeline).
+
+``--peers`` (``make eval``) also runs the same clips through pocketsphinx and Whisper tiny.en, and
+our model once more the same way (``models/eval/peers.py``: one process per engine, for its peak
+RSS), and adds that table to ``<out>.md`` and ``"peers"`` to ``<out>.json``
+(``<out>_peers_hyps.jsonl``: every engine's raw output).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,10 +34,13 @@ import numpy as np
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError
 from assistant.asr.recognizer import StreamingRecognizer
 from assistant.frontend import LogMelExtractor
+from models.eval.peers import PEERS, PeerOptions, compare
+from models.eval.peers import markdown as peers_markdown
 from models.rnnt.data import load_audio, read_manifest
 from models.rnnt.wer import word_errors
 
 SPLITS = ("dev", "dev-real")
+SYNTHETIC_CONDITIONS = frozenset({"joe_clean", "joe_noisy10", "slt_clean", "slt_noisy10"})
 
 
 @dataclass
@@ -121,6 +130,7 @@ def evaluate(
     variants: Sequence[str] = ("float", "int8"),
     limit_per_condition: int = 0,
     beam: int = 4,
+    peers: bool = False,
 ) -> dict[str, Any]:
     rows = select_rows(corpus, limit_per_condition)
     recognizers = {
@@ -129,6 +139,7 @@ def evaluate(
     sample_rate = next(iter(recognizers.values())).config.feature_config.sample_rate
     scores = {name: VariantScores() for name in variants}
     unreadable: list[str] = []
+    scored_rows: list[dict[str, Any]] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_name(out.name + "_hyps.jsonl").open("w") as hyps:
         for row in rows:
@@ -138,6 +149,7 @@ def evaluate(
                 unreadable.append(str(row["audio"]))
                 continue
             audio_s = len(samples) / sample_rate
+            scored_rows.append(row)
             record: dict[str, Any] = {
                 "audio": row["audio"],
                 "condition": row["condition"],
@@ -156,7 +168,7 @@ def evaluate(
     float_names = [files.encoder, files.predictor, files.joiner]
     int8_names = [files.encoder_int8, files.predictor_int8, files.joiner_int8]
     conditions = sorted(next(iter(scores.values())).by_condition)
-    synthetic = [c for c in conditions if c in {"joe_clean", "joe_noisy10", "slt_clean", "slt_noisy10"}]
+    synthetic = [c for c in conditions if c in SYNTHETIC_CONDITIONS]
     result = {
         "model_dir": str(model_dir),
         "corpus": str(corpus),
@@ -180,9 +192,28 @@ def evaluate(
             for name in variants
         },
     }
+    if peers:
+        result["peers"] = compare_with_peers(scored_rows, corpus, out, model_dir, variants, beam)
     out.with_name(out.name + ".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_name(out.name + ".md").write_text(markdown_table(result, variants, conditions))
     return result
+
+
+def compare_with_peers(
+    rows: Sequence[dict[str, Any]],
+    corpus: Path,
+    out: Path,
+    model_dir: Path,
+    variants: Sequence[str],
+    beam: int,
+) -> dict[str, Any]:
+    """Our variants and the peers over the clips scored above (``models.eval.peers``)."""
+    engines = [*(f"rnnt-{variant}" for variant in variants), *PEERS]
+    options = PeerOptions(model_dir=str(model_dir), beam=beam)
+    with tempfile.TemporaryDirectory() as work:
+        return compare(
+            rows, corpus, engines, options, Path(work), out.with_name(out.name + "_peers_hyps.jsonl")
+        )
 
 
 def markdown_table(result: dict[str, Any], variants: Sequence[str], conditions: Sequence[str]) -> str:
@@ -204,6 +235,13 @@ def markdown_table(result: dict[str, Any], variants: Sequence[str], conditions: 
         f"{model['bytes_int8'] / 1e6:.2f} MB int8; beam {result['settings']['beam']}, no biasing; "
         "RTF = recognizer compute / audio time on one thread.",
     ]
+    if "peers" in result:
+        lines += [
+            "",
+            "## Peers: the same clips, in the same run",
+            "",
+            peers_markdown(result["peers"]).rstrip("\n"),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -214,14 +252,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path("models/asr"))
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/asr"), help="path stem of the outputs")
-    parser.add_argument("--limit-per-condition", type=int, default=0, help="0: every clip")
+    parser.add_argument("--limit-per-condition", "--limit", type=int, default=0, help="0: every clip")
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--float-only", action="store_true", help="skip the int8 variant")
+    parser.add_argument(
+        "--peers", action="store_true", help="also pocketsphinx and Whisper on the same clips (bench extra)"
+    )
     args = parser.parse_args(argv)
     variants = ("float",) if args.float_only else ("float", "int8")
     try:
         result = evaluate(
-            args.model_dir, args.corpus, args.out, variants, args.limit_per_condition, args.beam
+            args.model_dir, args.corpus, args.out, variants, args.limit_per_condition, args.beam, args.peers
         )
     except (FileNotFoundError, ModelNotFoundError, ModelFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
