@@ -162,6 +162,11 @@ class Encoder(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.proj = nn.Linear(config.lstm_proj, config.joiner_dim)
+        hidden = config.lstm_hidden
+        with torch.no_grad():  # forget-gate bias 1 (gate order i, f, g, o): remember by default
+            for layer in range(config.lstm_layers):
+                getattr(self.lstm, f"bias_ih_l{layer}")[hidden : 2 * hidden].fill_(1.0)
+                getattr(self.lstm, f"bias_hh_l{layer}")[hidden : 2 * hidden].fill_(0.0)
 
     def forward(
         self, features: Tensor, states: EncoderStates, unrolled: bool = False
