@@ -12,7 +12,7 @@ WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small data-medium voices train export eval-biasing eval-latency eval-wake eval-dispatch \
-        eval-compression compress compress-export train-wake schema clean
+        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean
 
 $(VENV)/bin/activate:
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -78,6 +78,15 @@ eval:
 ## eval-dispatch: routing on a real broker (cloud stub, edge service when present, faults) → docs/results/dispatch.{json,md}
 eval-dispatch:
 	$(PY) -m models.eval.dispatch --out docs/results
+
+## train-edge-nlu: the edge processor's understanding network (intent + slot tagger, 60 % sparse, int8)
+## → models/nlu/edge.img + edge.json (a few CPU minutes; run it with nice)
+train-edge-nlu:
+	$(PY) -m models.nlu_edge.train --out models/nlu/edge.img
+
+## eval-edge-nlu: edge network vs the rule NLU on held-out dev sentences and names → docs/results/edge_nlu.{json,md}
+eval-edge-nlu:
+	$(PY) -m models.nlu_edge.evaluate --image models/nlu/edge.img --out docs/results
 
 ## eval-biasing: name accuracy with/without biasing, WER without names, ablations, speed → docs/results/biasing.{json,md}
 ## (the recognizer in models/asr; BIASING_ARGS=--tiny proves the run without one)

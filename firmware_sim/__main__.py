@@ -76,8 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="one JSON object instead of text")
     run.add_argument("--per-layer", action="store_true", help="also print each layer's counters")
 
-    serve = commands.add_parser("serve", help="answer assistant/+/edge/request over MQTT")
-    serve.add_argument("--image", type=Path, help="image to serve (env FIRMWARE_SIM_IMAGE)")
+    serve = commands.add_parser(
+        "serve", help="answer assistant/+/edge/request (dispatch requests) with the on-device NLU over MQTT"
+    )
+    serve.add_argument(
+        "--image",
+        type=Path,
+        help="the understanding network, with its labels beside it as .json "
+        "(env FIRMWARE_SIM_IMAGE, default models/nlu/edge.img)",
+    )
     serve.add_argument("--host", help="MQTT broker host (env FIRMWARE_SIM_HOST, default localhost)")
     serve.add_argument("--port", type=int, help="MQTT broker port (env FIRMWARE_SIM_PORT, default 1883)")
     serve.add_argument("--prefix", help="topic prefix (env FIRMWARE_SIM_PREFIX, default assistant)")
@@ -280,7 +287,7 @@ def _print_counters(title: str, counters: Counters, cost: CostModel) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from firmware_sim.executor import Executor
+    from firmware_sim.nlu import BundleError, EdgeNlu
     from firmware_sim.service import ServiceConfig, serve
 
     try:
@@ -293,20 +300,21 @@ def _serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     config = dataclasses.replace(config, cost=cost_model(args.cost), **overrides)
-    image = _load(config.image)
     try:
-        machine = Executor(image, config.cost)
-    except ExecutionError as error:
+        edge = EdgeNlu.load(config.image, config.cost)
+    except BundleError as error:
+        raise InputError(str(error)) from None
+    except ExecutionError as error:  # e.g. the network does not fit the configured SRAM
         raise UsageError(f"{config.image}: {error}") from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     print(
-        f"serving {config.image} ({image.network.name}) on {config.host}:{config.port}, "
-        f"topic {config.request_topic()}",
+        f"serving {config.image} ({edge.executor.network.name}: {len(edge.labels.intents)} intents, "
+        f"{len(edge.labels.words)} words) on {config.host}:{config.port}, topic {config.request_topic()}",
         file=sys.stderr,
     )
-    serve(config, stop, machine)
+    serve(config, stop, edge)
     return EXIT_OK
 
 

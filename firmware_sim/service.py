@@ -1,77 +1,79 @@
-"""The edge processor as an MQTT service: requests in, outputs and hardware counters out.
+"""The edge processor as a lattice consumer: dispatch requests in, understood intents and counters out.
 
-Wire format (JSON, QoS 1). Request on ``<prefix>/<site>/edge/request``::
+It speaks the dispatch protocol of ``docs/dispatch.md`` (:mod:`assistant.dispatch_protocol`, the
+same typed messages the cloud stub reads and writes): it subscribes to ``<prefix>/+/edge/request``,
+reads each :class:`~assistant.dispatch_protocol.DispatchRequest`'s N-best (or the N-best its
+lattice carries), runs the on-device understanding network on it (:class:`firmware_sim.nlu.EdgeNlu`)
+and answers on ``<prefix>/<site>/edge/response/<request_id>`` with a
+:class:`~assistant.dispatch_protocol.DispatchResponse`: ``source`` "edge", intent, normalised slots,
+confidence, the hypothesis read, and ``counters``:
 
-    {"request_id": "r-17", "inputs": {"ids": [[4, 9, 2]]}}
+* this request's hardware counters (``firmware_sim.cost.Counters.to_dict()``: ``macs_issued``,
+  ``macs_skipped``, ``skipped_fraction``, ``cycles``, ``dram_bytes_read``, ``energy_pj``, ...)
+  summed over the ``hypotheses_run`` network runs;
+* the image's: ``load_dram_bytes_read`` / ``load_dram_bytes_read_dense`` (the weights read once at
+  load, compressed vs dense; they then stay in SRAM), ``weight_sparsity`` (zeros in the matrices the
+  MAC array multiplies) and ``clock_mhz`` (to turn cycles into time).
 
-``inputs`` maps every graph input name to a nested list: integer ids for an id input, real values
-for an int8 input (quantized with the image's scale). Reply on
-``<prefix>/<site>/edge/response/<request_id>``::
+A malformed request whose ``request_id`` is readable gets ``ok: false`` with ``error`` saying what
+is wrong; one without a usable id cannot be answered and is dropped with a line on stderr. The
+service never dies on a request.
 
-    {"request_id": "r-17", "ok": true, "source": "edge", "outputs": {"logits": [[...]]},
-     "counters": {...}, "load_counters": {...},
-     "simulated_s": 1.2e-05,
-     "image": {"name": ..., "checksum": ..., "size_bytes": ..., "dense_size_bytes": ...}}
+``handle_request`` is the pure core (bytes in, topic and bytes out, the network passed in as a
+function); ``EdgeService`` is the thin paho-mqtt shell around it.
 
-``outputs`` are dequantized to real values; ``counters`` are ``cost.Counters.to_dict()`` of this
-request (MACs issued/skipped, cycles, DRAM/SRAM bytes, energy), ``load_counters`` those of loading
-the image once (its DRAM bytes compressed vs. dense: weights stay in SRAM between requests), and
-``simulated_s`` the request's cycles at the modelled clock.
-
-As in ``docs/dispatch.md``: ``request_id`` matches ``[A-Za-z0-9_.:-]{1,128}`` (it is a topic level);
-anything wrong with a request whose id is readable (bad inputs, wrong shape, an id out
-of range, too big for SRAM) gets ``{"request_id": ..., "ok": false, "source": "edge", "error": ...}``;
-a message without a usable id cannot be answered and is dropped with a line on stderr. The service
-never dies on a request.
-
-``handle_request`` is the pure core (bytes in, topic and bytes out); ``EdgeService`` is the thin
-paho-mqtt shell around it. The NLU front (words of a lattice → ids) will sit in front of it.
-
->>> from firmware_sim.network import DType, Layer, Network, Op, Quant, Tensor
->>> x = Tensor("x", (1, 2), DType.INT8, quant=Quant.per_tensor(0.5))
->>> w = Tensor("w", (1, 2), DType.INT8, np.array([[1, 1]], np.int8), Quant.per_tensor(1.0))
->>> y = Tensor("y", (1, 1), DType.INT8, quant=Quant.per_tensor(0.5))
->>> machine = Executor.from_network(Network((x, w, y), (Layer(Op.LINEAR, (0, 1, -1), (2,)),), (0,), (2,)))
->>> request = b'{"request_id": "a", "inputs": {"x": [[1.0, 0.5]]}}'
->>> topic, body = handle_request(machine, "assistant/kitchen/edge/request", request) or ("", b"")
->>> topic, json.loads(body)["outputs"]
-('assistant/kitchen/edge/response/a', {'y': [[1.5]]})
+>>> import json
+>>> from assistant.dispatch import Understanding
+>>> from firmware_sim.cost import Counters
+>>> def understand(hypotheses, vocabulary):  # stands in for EdgeNlu.understand
+...     return EdgeAnswer(Understanding("HassMediaPause", confidence=0.9, text=hypotheses[0].text),
+...                       Counters(macs_issued=5, macs_skipped=15), runs=1)
+>>> request = b'{"request_id": "a", "site_id": "den", "nbest": [{"text": "pause", "score": 0}]}'
+>>> topic, body = handle_request(understand, "assistant/den/edge/request", request) or ("", b"")
+>>> reply = json.loads(body)
+>>> topic, reply["source"], reply["intent"], reply["counters"]["skipped_fraction"]
+('assistant/den/edge/response/a', 'edge', 'HassMediaPause', 0.75)
+>>> json.loads(handle_request(understand, "assistant/den/edge/request", b'{"request_id": "b"}')[1])["error"]
+'malformed request: site_id: Field required'
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from assistant.dispatch_protocol import (
+    DispatchRequest,
+    DispatchResponse,
+    Hypothesis,
+    ProtocolError,
+    Target,
+    Vocabulary,
+    recover_request_id,
+    request_subscription,
+    response_topic,
+)
 from firmware_sim.cost import CostModel
-from firmware_sim.executor import Executor
-from firmware_sim.image import ParsedImage
-from firmware_sim.network import DType, ExecutionError, NetworkError
-from firmware_sim.quantize import dequantize_outputs, quantize_inputs
+from firmware_sim.network import ExecutionError
+from firmware_sim.nlu import EdgeAnswer, EdgeNlu, EdgeNluError
 
 MAX_PAYLOAD_BYTES = 1 << 20
-REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # as assistant/dispatch_protocol.py
-SOURCE = "edge"
+SOURCE: Target = "edge"
 
-
-class RequestError(ValueError):
-    """A request the service cannot run; the message goes back in the error reply."""
+#: What answers a request: ``EdgeNlu.understand`` in production.
+EdgeUnderstand = Callable[[Sequence[Hypothesis], Vocabulary], EdgeAnswer]
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
     """Where the service listens. Every field has an env var: ``FIRMWARE_SIM_<FIELD>`` (upper case)."""
 
-    image: Path = Path("models/nlu/edge.img")  # the compiled network it serves
+    image: Path = Path("models/nlu/edge.img")  # the network it runs; its labels are edge.json beside it
     host: str = "localhost"
     port: int = 1883
     prefix: str = "assistant"  # topics are <prefix>/<site>/edge/...
@@ -96,130 +98,103 @@ class ServiceConfig:
             raise ValueError(f"bad FIRMWARE_SIM_* environment value: {error}") from error
 
     def request_topic(self) -> str:
-        return f"{self.prefix}/+/edge/request"
+        return request_subscription(self.prefix, "edge")
 
 
-def response_topic(request_topic: str, request_id: str) -> str:
-    """``<prefix>/<site>/edge/request`` → ``<prefix>/<site>/edge/response/<request_id>``."""
-    base = request_topic.rsplit("/", 1)[0]
-    return f"{base}/response/{request_id}"
+def image_counters(edge: EdgeNlu) -> dict[str, int | float]:
+    """The figures of the loaded image that go with every reply (see the module docstring)."""
+    load = edge.executor.load_counters
+    return {
+        "load_dram_bytes_read": load.dram_bytes_read,
+        "load_dram_bytes_read_dense": load.dram_bytes_read_dense,
+        "weight_sparsity": round(edge.weight_sparsity, 6),
+        "clock_mhz": edge.executor.cost.clock_mhz,
+    }
 
 
-def _request_id(message: Any) -> str | None:
-    if not isinstance(message, dict):
-        return None
-    value = message.get("request_id")
-    if not isinstance(value, str) or not REQUEST_ID_PATTERN.fullmatch(value):
-        return None
-    return value
+def _failure(request_id: str, error: str) -> bytes:
+    return DispatchResponse.failure(request_id, SOURCE, error).to_wire()
 
 
-def parse_request(executor: Executor, payload: bytes) -> tuple[str, dict[str, np.ndarray[Any, Any]]]:
-    """The request id and the integer inputs of a request; ``RequestError`` says what is wrong."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise RequestError(f"request of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES} byte limit")
-    try:
-        message = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RequestError(f"request is not JSON: {error}") from None
-    request_id = _request_id(message)
-    if request_id is None:
-        raise RequestError("request needs a 'request_id' matching [A-Za-z0-9_.:-]{1,128}")
-    inputs = message.get("inputs")
-    network = executor.network
-    if not isinstance(inputs, dict):
-        raise RequestError(f"request needs 'inputs': an object with {network.input_names()}")
-    unknown = sorted(set(inputs) - set(network.input_names()))
-    if unknown:
-        raise RequestError(f"unknown inputs {unknown}; the network takes {network.input_names()}")
-    arrays: dict[str, np.ndarray[Any, Any]] = {}
-    for index in network.inputs:
-        tensor = network.tensors[index]
-        if tensor.name not in inputs:
-            raise RequestError(f"missing input {tensor.name!r}")
-        try:
-            array = np.asarray(
-                inputs[tensor.name], dtype=np.int64 if tensor.dtype == DType.INT32 else np.float64
-            )
-        except (TypeError, ValueError, OverflowError):
-            kind = "integers" if tensor.dtype == DType.INT32 else "numbers"
-            raise RequestError(f"input {tensor.name!r} must be a (nested) list of {kind}") from None
-        if tensor.dtype == DType.INT32 and not np.array_equal(
-            array, np.asarray(inputs[tensor.name], np.float64)
-        ):
-            raise RequestError(f"input {tensor.name!r} takes integer ids")
-        if not np.all(np.isfinite(array)):
-            raise RequestError(f"input {tensor.name!r} holds a non-finite value")
-        arrays[tensor.name] = array
-    try:
-        return request_id, quantize_inputs(network, arrays)
-    except NetworkError as error:
-        raise RequestError(str(error)) from None
-
-
-def handle_request(executor: Executor, topic: str, payload: bytes) -> tuple[str, bytes] | None:
+def handle_request(
+    understand: EdgeUnderstand,
+    topic: str,
+    payload: bytes,
+    static_counters: Mapping[str, int | float] | None = None,
+) -> tuple[str, bytes] | None:
     """Answer one request: the reply topic and JSON body, or None when it cannot be answered (no
-    usable ``request_id``). Never raises."""
+    usable ``request_id``, or a topic that is not a request topic). Never raises."""
     try:
-        readable = len(payload) <= 16 * MAX_PAYLOAD_BYTES  # too big to even look for an id: drop it
-        request_id = _request_id(json.loads(payload)) if readable else None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        request_id = None
-    if request_id is None:
-        _log(f"dropped a request on {topic!r} without a usable request_id")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            # Too big to even look for an id: drop it; otherwise say why it is refused.
+            request_id = recover_request_id(payload) if len(payload) <= 16 * MAX_PAYLOAD_BYTES else None
+            raise ProtocolError(
+                f"request of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES} byte limit", request_id
+            )
+        request = DispatchRequest.from_wire(payload)
+        request_id = request.request_id
+        reply_topic = response_topic(topic, request_id)
+    except ProtocolError as error:
+        if error.request_id is None:
+            _log(f"dropped a request on {topic!r} without a usable request_id ({error})")
+            return None
+        try:
+            reply_topic = response_topic(topic, error.request_id)
+        except ProtocolError:
+            _log(f"dropped a message on {topic!r}: not a request topic")
+            return None
+        return reply_topic, _failure(error.request_id, f"malformed request: {error}")
+    except Exception as error:  # e.g. JSON nested too deep for the parser: no id can be read
+        _log(f"dropped a request on {topic!r}: {type(error).__name__}: {error}")
         return None
-    reply_topic = response_topic(topic, request_id)
     try:
-        request_id, inputs = parse_request(executor, payload)
-        result = executor.run(inputs)
-        outputs = dequantize_outputs(executor.network, result.outputs)
-        body: dict[str, Any] = {
-            "request_id": request_id,
-            "ok": True,
-            "source": SOURCE,
-            "outputs": {name: value.tolist() for name, value in outputs.items()},
-            "counters": result.counters.to_dict(),
-            "load_counters": executor.load_counters.to_dict(),
-            "simulated_s": executor.cost.seconds(result.counters),
-            "image": image_info(executor.image),
+        answer = understand(request.hypotheses(), request.vocabulary)
+        understanding = answer.understanding
+        counters: dict[str, int | float] = {
+            **answer.counters.to_dict(),
+            "hypotheses_run": answer.runs,
+            **(static_counters or {}),
         }
-    except RequestError as error:
-        body = {
-            "request_id": request_id,
-            "ok": False,
-            "source": SOURCE,
-            "error": f"malformed request: {error}",
-        }
-    except ExecutionError as error:
-        body = {"request_id": request_id, "ok": False, "source": SOURCE, "error": str(error)}
+        body = DispatchResponse(
+            request_id=request_id,
+            ok=True,
+            source=SOURCE,
+            intent=understanding.intent,
+            slots=list(understanding.slots),
+            confidence=min(1.0, max(0.0, understanding.confidence)),
+            text=understanding.text,
+            counters=counters,
+        ).to_wire()
+    except ProtocolError as error:  # a lattice that does not hold together
+        body = _failure(request_id, f"malformed request: {error}")
+    except (EdgeNluError, ExecutionError) as error:
+        body = _failure(request_id, f"edge processor: {error}")
     except Exception as error:  # a bad request must never take the service down
-        message = f"internal error: {type(error).__name__}: {error}"
-        body = {"request_id": request_id, "ok": False, "source": SOURCE, "error": message}
-    return reply_topic, json.dumps(body).encode()
+        body = _failure(request_id, f"internal error: {type(error).__name__}: {error}")
+    return reply_topic, body
 
 
 def _log(line: str) -> None:
     print(f"firmware_sim: {line}", file=sys.stderr, flush=True)
 
 
-def image_info(image: ParsedImage) -> dict[str, Any]:
-    return {
-        "name": image.network.name,
-        "checksum": f"{image.checksum:#010x}",
-        "size_bytes": image.size_bytes,
-        "dense_size_bytes": image.dense_size_bytes,
-    }
-
-
 class EdgeService:
-    """paho-mqtt around ``handle_request``: subscribes on every (re)connect, replies with QoS 1."""
+    """paho-mqtt around ``handle_request``: subscribes on every (re)connect, replies with QoS 1.
 
-    def __init__(self, config: ServiceConfig, executor: Executor) -> None:
+    The session is persistent (fixed client id, clean_session false), so requests published while
+    the service reconnects are delivered when it is back.
+    """
+
+    def __init__(self, config: ServiceConfig, edge: EdgeNlu) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
+        from assistant.config import MqttConfig
+        from assistant.mqtt import configure_connection
+
         self.config = config
-        self.executor = executor
+        self.edge = edge
+        self.static_counters = image_counters(edge)
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker acknowledged the request subscription
         self.handled = 0
@@ -229,11 +204,15 @@ class EdgeService:
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )
+        # TCP_NODELAY and reconnect back-off as the daemon's and the cloud stub's clients have them.
+        configure_connection(
+            self.client,
+            MqttConfig(host=config.host, port=config.port, reconnect_min_s=1.0, reconnect_max_s=30.0),
+        )
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if getattr(reason, "is_failure", False):
@@ -254,7 +233,9 @@ class EdgeService:
         self.subscribed.clear()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        reply = handle_request(self.executor, message.topic, message.payload)
+        reply = handle_request(
+            self.edge.understand, message.topic, bytes(message.payload), self.static_counters
+        )
         if reply is not None:
             client.publish(reply[0], reply[1], qos=self.config.qos)
         self.handled += 1
@@ -279,12 +260,12 @@ class EdgeService:
 def serve(
     config: ServiceConfig,
     stop: threading.Event,
-    executor: Executor | None = None,
+    edge: EdgeNlu | None = None,
     ready: threading.Event | None = None,
 ) -> None:
-    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT); ``ready`` is set once subscribed."""
-    machine = executor or Executor.from_path(config.image, config.cost)
-    service = EdgeService(config, machine)
+    """Run until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT); ``ready`` is set once subscribed.
+    Without ``edge`` the bundle at ``config.image`` is loaded (``BundleError`` when it is missing)."""
+    service = EdgeService(config, edge or EdgeNlu.load(config.image, config.cost))
     service.start()
     try:
         while ready is not None and not ready.is_set() and not stop.is_set():
@@ -296,11 +277,11 @@ def serve(
 
 
 __all__ = [
+    "MAX_PAYLOAD_BYTES",
     "EdgeService",
-    "RequestError",
+    "EdgeUnderstand",
     "ServiceConfig",
     "handle_request",
-    "parse_request",
-    "response_topic",
+    "image_counters",
     "serve",
 ]
