@@ -13,6 +13,7 @@ MODULES = [
     "firmware_sim.fixedpoint",
     "firmware_sim.image",
     "firmware_sim.network",
+    "firmware_sim.nlu",
     "firmware_sim.quantize",
     "firmware_sim.reference",
     "firmware_sim.service",
