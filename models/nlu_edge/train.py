@@ -11,8 +11,8 @@ The network is the one ``firmware_sim.nlu`` documents (inputs ``words``/``names`
 batch computes exactly what one sentence at a time computes on the processor.
 
 Augmentation, for names the network will never have seen (the evaluation's names are held out):
-words of the user's names become ``<unk>`` with probability ``name_dropout`` (other words with
-``word_dropout``), and a sentence's name marks are dropped with ``names_dropout`` (a name that is
+a name, area or contact slot becomes all ``<unk>`` with probability ``name_dropout`` (any word
+alone with ``word_dropout``), and a sentence's name marks are dropped with ``names_dropout`` (a name that is
 not configured still gets a slot from the rule NLU).
 
 Pruning follows DESIGN.md §5: ``s_t = s_f (1 − (1 − progress)³)`` between ``prune_start`` and
@@ -100,7 +100,7 @@ def build_labels(examples: Sequence[Example], min_count: int, max_words: int) ->
 class Encoded:
     words: np.ndarray[Any, np.dtype[np.int64]]
     names: np.ndarray[Any, np.dtype[np.int64]]
-    name_words: np.ndarray[Any, np.dtype[np.bool_]]  # words of a name: dropped more often
+    name_spans: np.ndarray[Any, np.dtype[np.int64]]  # per word: which name slot it is in (-1: none)
     intent: int
     tags: np.ndarray[Any, np.dtype[np.int64]]
 
@@ -108,16 +108,18 @@ class Encoded:
 def encode(example: Example, labels: NluLabels) -> Encoded:
     tag_index = {tag: i for i, tag in enumerate(labels.tags)}
     tags = np.zeros(len(example.words), np.int64)
-    name_words = np.array([kind > 0 for kind in example.names])
-    for slot, start, end in example.spans:
+    # Only words the rule NLU read as a name: a configured name it read as a literal ("set the
+    # speaker to 40 percent" is a volume) keeps its identity.
+    name_spans = np.full(len(example.words), -1, np.int64)
+    for number, (slot, start, end) in enumerate(example.spans):
         tags[start] = tag_index[f"B-{slot}"]
         tags[start + 1 : end] = tag_index[f"I-{slot}"]
         if slot in NAME_SLOTS:
-            name_words[start:end] = True
+            name_spans[start:end] = number
     return Encoded(
         np.array(labels.word_ids(example.words), np.int64),
         np.array(example.names, np.int64),
-        name_words,
+        name_spans,
         labels.intents.index(example.intent),
         tags,
     )
@@ -141,8 +143,11 @@ def augmented(
 ) -> tuple[torch.Tensor, ...]:
     words = np.stack([item.words for item in batch], axis=1)  # [T, B]
     names = np.stack([item.names for item in batch], axis=1)
-    name_words = np.stack([item.name_words for item in batch], axis=1)
-    drop = rng.random(words.shape) < np.where(name_words, config.name_dropout, config.word_dropout)
+    name_spans = np.stack([item.name_spans for item in batch], axis=1)
+    # A name is dropped whole (all its words <unk>), as an unseen name is; any word may drop alone.
+    whole = rng.random((max(len(item.tags) for item in batch) + 1, len(batch))) < config.name_dropout
+    in_dropped_name = (name_spans >= 0) & np.take_along_axis(whole, np.maximum(name_spans, 0), axis=0)
+    drop = in_dropped_name | (rng.random(words.shape) < config.word_dropout)
     words = np.where(drop, 0, words)
     names = names * (rng.random((1, len(batch))) >= config.names_dropout)
     intents = np.array([item.intent for item in batch])
