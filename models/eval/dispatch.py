@@ -14,12 +14,16 @@ is its reference text alone (score 0), so this measures dispatch, not recognitio
 Measured, per scenario:
 
 * intent agreement with the in-process NLU on the same N-best (and, for information, with the
-  generator's reference intent);
+  generator's reference intent), and between the routes: edge vs cloud vs in-process, on the
+  utterances each of them answered;
 * end-to-end dispatch latency per answering route (``DispatchResult.dispatch_ms``: from the
   dispatcher's call to the committed answer, median / p90 / max);
 * under 0 %, 20 % and 100 % cloud drop and 500 ms added latency: every utterance yields exactly one
   committed result and exactly one intent event on the broker; and with a dead cloud, the latency
-  added once the breaker is open, per utterance against the same utterance without any cloud.
+  added once the breaker is open, per utterance against the same utterance without any cloud;
+* the edge processor's counters from its replies (``docs/dispatch.md``): DRAM bytes of its image,
+  compressed vs dense, and per request; the skipped MAC fraction next to the weights' measured
+  sparsity; cycles per request.
 
 Writes ``<out>/dispatch.json`` and ``<out>/dispatch.md``. Runs in about a minute on 2 cores.
 """
@@ -419,6 +423,70 @@ def dead_cloud_added_latency(dead: Outcome, baseline: Outcome) -> dict[str, Any]
     }
 
 
+def route_agreement(answered: dict[str, list[DispatchResult]]) -> list[dict[str, Any]]:
+    """Pairwise agreement between routes on the same utterances (same index = same N-best), each
+    counted only where both results came from the route named (a fallback answer is not the
+    route's own): intent, and meaning (intent and every slot value)."""
+    local_name = {"in-process": "local"}
+    rows = []
+    names = list(answered)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            pairs = [
+                (a, b)
+                for a, b in zip(answered[first], answered[second], strict=False)
+                if a.source == local_name.get(first, first) and b.source == local_name.get(second, second)
+            ]
+            intents = sum(a.intent == b.intent for a, b in pairs)
+            meanings = sum(meaning(a.intent, a.slots) == meaning(b.intent, b.slots) for a, b in pairs)
+            rows.append(
+                {
+                    "routes": f"{first} vs {second}",
+                    "utterances": len(pairs),
+                    "intent_agreement": round(intents / len(pairs), 4) if pairs else None,
+                    "meaning_agreement": round(meanings / len(pairs), 4) if pairs else None,
+                }
+            )
+    return rows
+
+
+def edge_hardware(results: Sequence[DispatchResult]) -> dict[str, Any] | None:
+    """The edge processor's own figures, from the counters in its replies."""
+    counters = [r.counters for r in results if r.source == "edge" and r.counters]
+    if not counters:
+        return None
+
+    def values(key: str) -> list[float]:
+        return [float(c[key]) for c in counters if key in c]
+
+    issued, skipped = sum(values("macs_issued")), sum(values("macs_skipped"))
+    cycles = values("cycles")
+    clock_mhz = counters[0].get("clock_mhz", 0.0)
+    return {
+        "requests": len(counters),
+        "image_dram_bytes_compressed": counters[0].get("load_dram_bytes_read"),
+        "image_dram_bytes_dense": counters[0].get("load_dram_bytes_read_dense"),
+        "request_dram_bytes_read_mean": round(statistics.fmean(values("dram_bytes_read")), 1),
+        "request_dram_bytes_read_dense_mean": round(statistics.fmean(values("dram_bytes_read_dense")), 1),
+        "request_dram_bytes_written_mean": round(statistics.fmean(values("dram_bytes_written")), 1),
+        "weight_sparsity": counters[0].get("weight_sparsity"),
+        "skipped_mac_fraction": round(skipped / (issued + skipped), 4) if issued + skipped else None,
+        "macs_per_request_mean": round((issued + skipped) / len(counters), 1),
+        "cycles_per_request": {
+            "median": statistics.median(cycles),
+            "p90": round(percentile(cycles, 0.9), 1),
+            "max": max(cycles),
+            "mean": round(statistics.fmean(cycles), 1),
+        },
+        "simulated_us_per_request_median": (
+            round(statistics.median(cycles) / float(clock_mhz), 2) if clock_mhz else None
+        ),
+        "clock_mhz": clock_mhz,
+        "energy_nj_per_request_mean": round(statistics.fmean(values("energy_pj")) / 1000, 2),
+        "hypotheses_run_mean": round(statistics.fmean(values("hypotheses_run")), 2),
+    }
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Lattice dispatch on a real broker",
@@ -477,6 +545,40 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- {row['scenario']}: {_counts(row['attempts'])}; ignored replies {row['ignored_replies']}"
         )
+    agreement = report.get("route_agreement") or []
+    if agreement:
+        lines += ["", "Agreement between the routes, on the utterances both answered themselves:", ""]
+        lines += ["| routes | utterances | intent | intent and slot values |", "|---|---|---|---|"]
+        for row in agreement:
+            lines.append(
+                f"| {row['routes']} | {row['utterances']} | {_share(row['intent_agreement'])} | "
+                f"{_share(row['meaning_agreement'])} |"
+            )
+    hardware = report.get("edge_hardware")
+    if hardware:
+        cycles = hardware["cycles_per_request"]
+        lines += [
+            "",
+            f"Edge processor (its reply counters over the {hardware['requests']} requests it answered in the"
+            " `edge` scenario):",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| DRAM bytes of the image (read once at load), compressed / dense | "
+            f"{hardware['image_dram_bytes_compressed']} / {hardware['image_dram_bytes_dense']} |",
+            f"| DRAM bytes per request read (dense) / written | {hardware['request_dram_bytes_read_mean']} "
+            f"({hardware['request_dram_bytes_read_dense_mean']}) / "
+            f"{hardware['request_dram_bytes_written_mean']} |",
+            "| skipped MAC fraction vs measured weight sparsity | "
+            f"{_share(hardware['skipped_mac_fraction'])} vs {_share(hardware['weight_sparsity'])} |",
+            f"| MACs per request (issued + skipped) | {hardware['macs_per_request_mean']} |",
+            f"| cycles per request, median / p90 / max (mean) | {cycles['median']} / {cycles['p90']} / "
+            f"{cycles['max']} ({cycles['mean']}) |",
+            f"| simulated time per request at {hardware['clock_mhz']} MHz, median | "
+            f"{hardware['simulated_us_per_request_median']} µs |",
+            f"| energy per request, mean | {hardware['energy_nj_per_request_mean']} nJ |",
+            f"| network runs per request (hypotheses read) | {hardware['hypotheses_run_mean']} |",
+        ]
     edge_rows = [row for row in report["scenarios"] if row["edge_counters_per_request"]]
     if edge_rows:
         lines += ["", "Edge processor counters, mean per request it answered:", ""]
@@ -484,6 +586,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"- {row['scenario']}: {_counts(row['edge_counters_per_request'])}")
     lines.append("")
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _counts(counts: dict[str, Any]) -> str:
@@ -555,6 +661,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 scenario, sentences, vocabulary, reference, mqtt_config, workdir
             )
     baseline = outcomes["edge" if remote == "auto" else "local"]
+    answered = {
+        "in-process": outcomes["local"].results,
+        "cloud": outcomes["cloud"].results,
+        **({"edge": outcomes["edge"].results} if "edge" in outcomes else {}),
+    }
     return {
         "command": "make eval-dispatch",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -574,6 +685,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "edge": edge_note,
         "scenarios": [summarise(outcome) for outcome in outcomes.values()],
+        "route_agreement": route_agreement(answered),
+        "edge_hardware": edge_hardware(outcomes["edge"].results) if "edge" in outcomes else None,
         "dead_cloud": dead_cloud_added_latency(outcomes["drop-100"], baseline),
     }
 
