@@ -287,3 +287,19 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.torch
+def test_training_writes_a_pruned_int8_bundle_the_runtime_loads(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from models.nlu_edge.train import main as train_main
+
+    image = tmp_path / "edge.img"
+    args = ["--out", str(image), "--sentences", "300", "--negatives", "30", "--cut-offs", "30"]
+    assert train_main([*args, "--epochs", "2", "--calibration", "20"]) == 0
+    edge = EdgeNlu.load(image)
+    assert edge.weight_sparsity == pytest.approx(0.6, abs=0.02)  # the pruning target, through int8
+    bundle = json.loads(labels_path(image).read_text())
+    assert bundle["training"]["config"]["sentences"] == 300 and len(bundle["training"]["history"]) == 2
+    answer = edge.understand([Hypothesis(text="pause the music")], HOME)
+    assert answer.runs == 1 and answer.counters.macs_total > 0  # two epochs teach little: no intent pinned
