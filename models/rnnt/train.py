@@ -72,7 +72,7 @@ class TrainConfig:
     cache_dir: str = "data/cache/features"
     cache_jobs: int = 2  # processes computing the feature cache on the first run
     model: str = "shipped"  # a key of models.rnnt.model.CONFIGS
-    vocab_size: int = 256  # BPE ceiling, blank and unk included
+    vocab_size: int = 128  # BPE ceiling, blank and unk included (small units: more frames of evidence each)
     max_duration_s: float = 16.0  # longer clips are skipped (memory of the joiner grows with T × U)
     stats_utterances: int = 1000  # sample of train for the normaliser stats
     normalizer_time_constant_frames: float = 300.0
@@ -82,11 +82,11 @@ class TrainConfig:
     warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 5.0
-    ctc_weight: float = 0.3  # auxiliary CTC loss on the encoder (0 turns it off)
+    ctc_weight: float = 0.4  # auxiliary CTC loss on the encoder (0 turns it off)
     # The CTC share starts high and falls linearly to ``ctc_weight``: the encoder must learn acoustics
     # before the stateless predictor (a strong prior on templated text) can carry the loss alone.
     ctc_weight_start: float = 0.9
-    ctc_ramp_steps: int = 1000
+    ctc_ramp_steps: int = 1500
     bf16_encoder: bool = False  # bfloat16 autocast for the encoder: faster, LSTM cell state in bf16
     max_batch_frames: int = 8000  # padded 10 ms feature frames per batch (80 s of audio)
     max_batch_utterances: int = 64
@@ -95,7 +95,7 @@ class TrainConfig:
     max_steps: int = 0  # 0: no step limit; >0 also makes it the cosine horizon
     checkpoint_minutes: float = 5.0
     log_every: int = 20
-    dev_every_minutes: float = 10.0
+    dev_every_minutes: float = 8.0
     dev_utterances: int = 240  # spread evenly over the dev conditions
     threads: int = 2
     seed: int = 1234
