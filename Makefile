@@ -12,7 +12,7 @@ WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small data-medium voices train export eval-biasing eval-latency eval-wake eval-dispatch \
-        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean
+        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean model-card
 
 $(VENV)/bin/activate:
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -74,6 +74,12 @@ export:
 EVAL_ARGS ?=
 eval:
 	$(PY) -m models.rnnt.evaluate --corpus $(CORPUS) --out docs/results/asr --peers $(EVAL_ARGS)
+	$(MAKE) --no-print-directory model-card
+
+## model-card: models/asr/MODEL_CARD.md generated from config.json, the ONNX files, docs/results/{asr,bench}.json,
+## the training log and the corpus build report (both found through config.json's provenance); missing → "not measured"
+model-card:
+	$(PY) -m models.rnnt.model_card --model-dir models/asr --results docs/results/asr.json --bench docs/results/bench.json
 
 ## eval-dispatch: routing on a real broker (cloud stub, edge service when present, faults) → docs/results/dispatch.{json,md}
 eval-dispatch:

@@ -106,17 +106,43 @@ def model_from_checkpoint(payload: dict[str, Any]) -> RnntModel:
     return model.eval()
 
 
-def asr_config(payload: dict[str, Any], model: RnntModel, chunk_frames: int, int8: bool) -> AsrModelConfig:
+def train_log_start(log_path: Path, params: int) -> dict[str, Any]:
+    """What the trainer measured of its data when the run began (``log.jsonl``'s ``start`` event):
+    train hours and utterances. ``{}`` when there is no log or it is another network's (other size).
+    The last start counts: a run begun afresh in the same folder appends to the same log."""
+    if not log_path.is_file():
+        return {}
+    found: dict[str, Any] = {}
+    for line in log_path.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if event.get("event") == "start":
+            keys = ("train_hours", "train_utterances", "clean_ish_utterances", "dev_utterances")
+            found = {key: event[key] for key in keys if key in event} if event.get("params") == params else {}
+    return found | {"train_log": str(log_path)} if found else {}
+
+
+def asr_config(
+    payload: dict[str, Any], model: RnntModel, chunk_frames: int, int8: bool, train_log: Path | None = None
+) -> AsrModelConfig:
+    """The runtime contract, with the training provenance (steps, time, epochs, data) under ``training``:
+    what ``models/rnnt/model_card.py`` writes the model card from."""
     config = model.config
     normalizer = payload["normalizer"]
     state = payload.get("state", {})
+    params = count_parameters(model)
     training = {
-        "params": count_parameters(model),
+        "params": params,
         "steps": state.get("step", 0),
         "training_s": round(float(state.get("elapsed_s", 0.0)), 1),
+        "epoch": state.get("epoch"),
+        "phase": state.get("phase"),
         "frames_seen": state.get("frames_seen", 0),
         "best_dev_wer": state.get("best_dev_wer"),
         "corpus": payload.get("corpus"),
+        **(train_log_start(train_log, params) if train_log is not None else {}),
         "model": payload["model_config"],
         "train_config": payload.get("train_config", {}),
     }
@@ -210,14 +236,20 @@ def _quantize(float_path: Path, int8_path: Path) -> None:
 
 
 def export_model(
-    payload: dict[str, Any], out_dir: Path, chunk_frames: int = 16, int8: bool = True
+    payload: dict[str, Any],
+    out_dir: Path,
+    chunk_frames: int = 16,
+    int8: bool = True,
+    train_log: Path | None = None,
 ) -> ExportReport:
-    """Write every file of the model directory and verify it; return what was measured."""
+    """Write every file of the model directory and verify it; return what was measured.
+
+    ``train_log``: the run's ``log.jsonl``, for the data figures the checkpoint does not keep."""
     if chunk_frames <= 0 or chunk_frames % SUBSAMPLING:
         raise ValueError(f"chunk_frames must be a positive multiple of {SUBSAMPLING}, got {chunk_frames}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model_from_checkpoint(payload)
-    config = asr_config(payload, model, chunk_frames, int8)
+    config = asr_config(payload, model, chunk_frames, int8, train_log)
     files = config.files
     rnnt = model.config
 
@@ -354,7 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = export_model(
-            load_checkpoint(args.checkpoint), args.out, args.chunk_frames, int8=not args.no_int8
+            load_checkpoint(args.checkpoint),
+            args.out,
+            args.chunk_frames,
+            int8=not args.no_int8,
+            train_log=args.checkpoint.parent / "log.jsonl",
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
