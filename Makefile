@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORPUS ?= data/corpus
 # what the shipped recognizer was trained on (make data-medium)
 TRAIN_CORPUS ?= data/corpus-medium
-TRAIN_MINUTES ?= 100
+TRAIN_MINUTES ?= 72
 JOBS ?= 2
 WAKE ?= hey jarvis
 

@@ -72,7 +72,7 @@ class TrainConfig:
     cache_dir: str = "data/cache/features"
     cache_jobs: int = 2  # processes computing the feature cache on the first run
     model: str = "shipped"  # a key of models.rnnt.model.CONFIGS
-    vocab_size: int = 128  # BPE ceiling, blank and unk included (small units: more frames of evidence each)
+    vocab_size: int = 48  # BPE ceiling incl. blank and unk: letters + a few merges (BPE 128-256 sat on the CTC plateau)
     max_duration_s: float = 16.0  # longer clips are skipped (memory of the joiner grows with T × U)
     stats_utterances: int = 1000  # sample of train for the normaliser stats
     normalizer_time_constant_frames: float = 300.0
