@@ -32,6 +32,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from assistant.dispatch_protocol import (
     DispatchRequest,
     DispatchResponse,
     ProtocolError,
+    deadline_error,
     request_subscription,
     response_topic,
 )
@@ -141,32 +143,52 @@ class Reaction:
     disconnect: bool = False
     dropped: bool = False
     rejected: str | None = None  # why the request was malformed, if it was
+    expired: bool = False  # it waited out its deadline before it was picked up: refused, not understood
 
 
 class CloudResponder:
-    """Request message → planned reply: parse, understand, apply the faults. No I/O.
+    """Request message → planned reply: parse, understand, apply the faults. No I/O; the clock
+    (monotonic seconds) only times the reply's ``service_ms``.
 
     Understanding errors become error replies (``ok: false``), so a bug in the NLU shows up as
-    a failed route at the dispatcher, not as silence.
+    a failed route at the dispatcher, not as silence. A request that waited out its
+    ``deadline_ms`` before it was picked up is refused with an error reply without reading its
+    lattice or running the NLU (:func:`~assistant.dispatch_protocol.deadline_error`, the edge
+    service's rule too).
+    ``service_ms`` runs from ``received_at`` to the reply being ready; the injected latency, which
+    stands for the network, is not in it.
     """
 
-    def __init__(self, understand: Understand, faults: FaultInjector) -> None:
+    def __init__(
+        self, understand: Understand, faults: FaultInjector, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._understand = understand
         self._faults = faults
+        self._clock = clock
 
-    def react(self, topic: str, payload: bytes, arrival: int) -> Reaction:
+    def react(self, topic: str, payload: bytes, arrival: int, received_at: float | None = None) -> Reaction:
+        """``received_at``: when the message arrived, on the clock (default: now, no wait)."""
+        picked_up = self._clock()
+        received = picked_up if received_at is None else received_at
         try:
             request = DispatchRequest.from_wire(payload)
         except ProtocolError as error:
-            return self._reject(topic, str(error), error.request_id, arrival)
-        try:
-            hypotheses = request.hypotheses()
-        except ProtocolError as error:  # a lattice that does not hold together
-            return self._reject(topic, str(error), request.request_id, arrival)
+            return self._reject(topic, str(error), error.request_id, arrival, received)
         decision = self._faults.decide(request.request_id, arrival)
         if decision.drop:
             return Reaction(reply=None, disconnect=decision.disconnect, dropped=True)
         reply_topic = response_topic(topic, request.request_id)
+        late = deadline_error(request, (picked_up - received) * 1000)
+        if late is not None:
+            response = DispatchResponse.failure(request.request_id, "cloud", late)
+            reply = PlannedReply(
+                reply_topic, self._timed(response, received), decision.delay_s, request.request_id, "error"
+            )
+            return Reaction(reply=reply, disconnect=decision.disconnect, expired=True)
+        try:
+            hypotheses = request.hypotheses()
+        except ProtocolError as error:  # a lattice that does not hold together
+            return self._reject(topic, str(error), request.request_id, arrival, received, decision)
         if decision.malformed:
             broken = f'{{"request_id": "{request.request_id}", "ok": tru'.encode()
             reply = PlannedReply(reply_topic, broken, decision.delay_s, request.request_id, "malformed")
@@ -187,19 +209,35 @@ class CloudResponder:
             log.exception("cloud_stub.understanding_failed", request_id=request.request_id)
             response = DispatchResponse.failure(request.request_id, "cloud", f"understanding failed: {error}")
             kind = "error"
-        reply = PlannedReply(reply_topic, response.to_wire(), decision.delay_s, request.request_id, kind)
+        payload = self._timed(response, received)
+        reply = PlannedReply(reply_topic, payload, decision.delay_s, request.request_id, kind)
         return Reaction(reply=reply, disconnect=decision.disconnect)
 
-    def _reject(self, topic: str, error: str, request_id: str | None, arrival: int) -> Reaction:
+    def _timed(self, response: DispatchResponse, received: float) -> bytes:
+        service_ms = round(max(0.0, self._clock() - received) * 1000, 3)
+        return response.model_copy(update={"service_ms": service_ms}).to_wire()
+
+    def _reject(
+        self,
+        topic: str,
+        error: str,
+        request_id: str | None,
+        arrival: int,
+        received: float,
+        decision: FaultDecision | None = None,
+    ) -> Reaction:
         if request_id is None:
             return Reaction(reply=None, rejected=error)
         try:
             reply_topic = response_topic(topic, request_id)
         except ProtocolError:
             return Reaction(reply=None, rejected=error)
-        decision = self._faults.decide(request_id, arrival)
+        if decision is None:
+            decision = self._faults.decide(request_id, arrival)
         response = DispatchResponse.failure(request_id, "cloud", f"malformed request: {error}")
-        reply = PlannedReply(reply_topic, response.to_wire(), decision.delay_s, request_id, "error")
+        reply = PlannedReply(
+            reply_topic, self._timed(response, received), decision.delay_s, request_id, "error"
+        )
         return Reaction(reply=reply, rejected=error)
 
 
@@ -210,7 +248,8 @@ class CloudResponder:
 class CloudStubStats:
     received: int = 0
     answered: int = 0
-    errors: int = 0  # error replies (malformed requests, understanding failures)
+    errors: int = 0  # error replies (malformed requests, understanding failures, deadlines passed)
+    expired: int = 0  # of those: requests that waited out their deadline before they were picked up
     rejected_silently: int = 0  # malformed and no request id to answer
     dropped: int = 0
     malformed_sent: int = 0
@@ -315,7 +354,7 @@ class CloudStub:
             if item is not None:
                 topic, payload, received_at = item
                 try:
-                    reaction = self._react(topic, payload)
+                    reaction = self._react(topic, payload, received_at)
                 except Exception:  # the stub must outlive any message
                     log.exception("cloud_stub.message_failed", topic=topic)
                     reaction = Reaction(reply=None)
@@ -341,10 +380,13 @@ class CloudStub:
                     log.exception("cloud_stub.reconnect_failed")
                     reconnect_at = now + self.faults.disconnect_ms / 1000
 
-    def _react(self, topic: str, payload: bytes) -> Reaction:
+    def _react(self, topic: str, payload: bytes, received_at: float) -> Reaction:
         self._arrivals += 1
         self.stats.received += 1
-        reaction = self._responder.react(topic, payload, self._arrivals)
+        reaction = self._responder.react(topic, payload, self._arrivals, received_at)
+        if reaction.expired:
+            self.stats.expired += 1
+            log.warning("cloud_stub.deadline_passed", topic=topic)
         if reaction.rejected is not None:
             log.warning("cloud_stub.malformed_request", topic=topic, error=reaction.rejected)
             if reaction.reply is None:

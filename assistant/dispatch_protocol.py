@@ -88,7 +88,10 @@ class DispatchRequest(_Wire):
     vocabulary: Vocabulary = Field(default_factory=Vocabulary)
     speculative: bool = False
     deadline_ms: int = Field(
-        default=1000, ge=1, description="How long the sender waits; a consumer may skip work past it."
+        default=1000,
+        ge=1,
+        description="How long the sender waits for this attempt, from sending it; a consumer refuses a "
+        "request that waited this long before it was picked up (deadline_error).",
     )
 
     @model_validator(mode="after")
@@ -125,6 +128,12 @@ class DispatchResponse(_Wire):
     text: str = Field(default="", description="The hypothesis the intent was read from.")
     error: str | None = None
     counters: dict[str, int | float] | None = None
+    service_ms: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="How long the consumer held the request, from receiving it to this reply (waiting for "
+        "its turn plus the work); the round trip minus this is the network's share. Null: not reported.",
+    )
 
     @model_validator(mode="after")
     def _error_explains_failure(self) -> DispatchResponse:
@@ -142,6 +151,33 @@ class DispatchResponse(_Wire):
     @classmethod
     def failure(cls, request_id: str, source: Target, error: str) -> DispatchResponse:
         return cls(request_id=request_id, ok=False, source=source, error=error)
+
+
+DEADLINE_PASSED = "deadline passed"
+
+
+def deadline_error(request: DispatchRequest, waited_ms: float) -> str | None:
+    """Why a consumer answers with an error instead of working on a request (None while it has time).
+
+    ``waited_ms`` counts from the moment the consumer received the request to the moment it picks
+    it up. That is never more than the time since the dispatcher sent it, so a request refused here
+    is one whose attempt the dispatcher has already given up on, whatever the two machines' clocks
+    say; the error reply (instead of silence) tells whoever traces the request what happened, and
+    the consumer's time goes to requests that can still be answered in time.
+
+    >>> request = DispatchRequest(request_id="r", site_id="den", nbest=[Hypothesis(text="pause")],
+    ...                           deadline_ms=400)
+    >>> deadline_error(request, 399.9) is None
+    True
+    >>> deadline_error(request, 650.4)
+    'deadline passed: the request waited 650 ms for its turn, its deadline was 400 ms'
+    """
+    if waited_ms < request.deadline_ms:
+        return None
+    return (
+        f"{DEADLINE_PASSED}: the request waited {waited_ms:.0f} ms for its turn, "
+        f"its deadline was {request.deadline_ms} ms"
+    )
 
 
 # --------------------------------------------------------------------------- topics

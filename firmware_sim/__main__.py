@@ -35,6 +35,10 @@ class InputError(Exception):
     pass
 
 
+class ConfigLineError(UsageError):
+    """A config problem, already one line as the daemon prints it (``config error: ...``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m firmware_sim",
@@ -77,7 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--per-layer", action="store_true", help="also print each layer's counters")
 
     serve = commands.add_parser(
-        "serve", help="answer assistant/+/edge/request (dispatch requests) with the on-device NLU over MQTT"
+        "serve",
+        help="answer assistant/+/edge/request (dispatch requests) with the on-device NLU over MQTT",
+        description="The broker connection is the daemon's [mqtt] section (host, port, username, password, "
+        "TLS, topic_prefix; file from --config or the daemon's search path, ASSISTANT_MQTT__* variables "
+        "override it); the flags below override both.",
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the daemon's TOML config (default: assistant.toml, ~/.config/assistant/assistant.toml, "
+        "/etc/assistant/assistant.toml, the first found)",
     )
     serve.add_argument(
         "--image",
@@ -85,9 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the understanding network, with its labels beside it as .json "
         "(env FIRMWARE_SIM_IMAGE, default models/nlu/edge.img)",
     )
-    serve.add_argument("--host", help="MQTT broker host (env FIRMWARE_SIM_HOST, default localhost)")
-    serve.add_argument("--port", type=int, help="MQTT broker port (env FIRMWARE_SIM_PORT, default 1883)")
-    serve.add_argument("--prefix", help="topic prefix (env FIRMWARE_SIM_PREFIX, default assistant)")
+    serve.add_argument("--host", help="MQTT broker host (default: [mqtt] host)")
+    serve.add_argument("--port", type=int, help="MQTT broker port (default: [mqtt] port)")
+    serve.add_argument("--prefix", help="topic prefix (default: [mqtt] topic_prefix)")
+    serve.add_argument(
+        "--client-id",
+        help="this service's MQTT client id (env FIRMWARE_SIM_CLIENT_ID; default <[mqtt] client_id>-edge "
+        "when the config sets one, else firmware-sim)",
+    )
 
     for sub in (run, serve):
         sub.add_argument(
@@ -287,34 +307,48 @@ def _print_counters(title: str, counters: Counters, cost: CostModel) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from assistant.config import ConfigError, load_config
     from firmware_sim.nlu import BundleError, EdgeNlu
-    from firmware_sim.service import ServiceConfig, serve
+    from firmware_sim.service import EdgeService, ServiceConfig, with_mqtt_settings
 
+    cost = cost_model(args.cost)
     try:
-        config = ServiceConfig.from_env()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    overrides = {
-        k: v
-        for k, v in {"image": args.image, "host": args.host, "port": args.port, "prefix": args.prefix}.items()
-        if v is not None
-    }
-    config = dataclasses.replace(config, cost=cost_model(args.cost), **overrides)
+        config = ServiceConfig.from_config(load_config(args.config))
+        flags = {
+            "host": (args.host, "--host"),
+            "port": (args.port, "--port"),
+            "topic_prefix": (args.prefix, "--prefix"),
+        }
+        mqtt = with_mqtt_settings(config.mqtt, {k: v for k, v in flags.items() if v[0] is not None})
+    except ConfigError as error:
+        raise ConfigLineError(str(error)) from None
+    config = dataclasses.replace(
+        config,
+        mqtt=mqtt,
+        image=args.image or config.image,
+        client_id=args.client_id or config.client_id,
+        cost=cost,
+    )
     try:
         edge = EdgeNlu.load(config.image, config.cost)
     except BundleError as error:
         raise InputError(str(error)) from None
     except ExecutionError as error:  # e.g. the network does not fit the configured SRAM
         raise UsageError(f"{config.image}: {error}") from None
+    try:
+        service = EdgeService(config, edge)
+    except ConfigError as error:  # e.g. a TLS file that cannot be read
+        raise ConfigLineError(str(error)) from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     print(
         f"serving {config.image} ({edge.executor.network.name}: {len(edge.labels.intents)} intents, "
-        f"{len(edge.labels.words)} words) on {config.host}:{config.port}, topic {config.request_topic()}",
+        f"{len(edge.labels.words)} words) on {config.broker}{' (TLS)' if config.mqtt.tls else ''}, "
+        f"topic {config.request_topic()}",
         file=sys.stderr,
     )
-    serve(config, stop, edge)
+    service.run(stop)
     return EXIT_OK
 
 
@@ -323,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"compile": _compile, "inspect": _inspect, "run": _run, "serve": _serve}
     try:
         return handlers[args.command](args)
+    except ConfigLineError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,5 +1,7 @@
 """Shared fixtures. ``mosquitto_broker``: a private broker per test, on a free port, that can be
-stopped and started again on the same port with its persistence (sessions, queued messages)."""
+stopped and started again on the same port with its persistence (sessions, queued messages).
+``make_mosquitto_broker(users=..., tls=...)``: the same, requiring a user name and password and/or
+TLS (``make_test_certificates`` makes a throwaway CA and server certificate)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,48 @@ def find_mosquitto() -> str | None:
     return next((path for path in _MOSQUITTO_CANDIDATES if Path(path).is_file()), None)
 
 
+def find_mosquitto_passwd() -> str | None:
+    found = shutil.which("mosquitto_passwd")
+    if found:
+        return found
+    candidates = (Path(c).with_name("mosquitto_passwd") for c in _MOSQUITTO_CANDIDATES)
+    return next((str(path) for path in candidates if path.is_file()), None)
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """A CA, and the broker's certificate (for 127.0.0.1) and key signed by it."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_test_certificates(directory: Path, host: str = "127.0.0.1") -> BrokerTls | None:
+    """A throwaway CA and a server certificate for the IP ``host`` (EC keys, valid one day), made
+    with the openssl command; None when it is not installed."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, request, cert = (
+        directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+    extensions = directory / "server.ext"
+    extensions.write_text(f"subjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-subj", "/CN=test-ca", "-days", "1"],
+        ["req", *ec, "-keyout", key, "-out", request, "-subj", f"/CN={host}"],
+        [
+            *("x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial"),
+            *("-out", cert, "-days", "1", "-extfile", extensions),
+        ],
+    ):
+        subprocess.run([openssl, *map(str, command)], check=True, capture_output=True, timeout=30)
+    return BrokerTls(ca_file=ca, cert_file=cert, key_file=key)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -37,7 +82,14 @@ class MosquittoBroker:
     Unpacks as ``host, port, broker``.
     """
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        *,
+        users: Mapping[str, str] | None = None,
+        tls: BrokerTls | None = None,
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
         self.host = "127.0.0.1"
@@ -45,11 +97,16 @@ class MosquittoBroker:
         self.log_path = workdir / "mosquitto.log"
         self.config_path = workdir / "mosquitto.conf"
         (workdir / "data").mkdir(exist_ok=True)
+        security = ["allow_anonymous true"]
+        if users:
+            security = ["allow_anonymous false", f"password_file {self._password_file(users)}"]
+        if tls is not None:
+            security += [f"cafile {tls.ca_file}", f"certfile {tls.cert_file}", f"keyfile {tls.key_file}"]
         self.config_path.write_text(
             "\n".join(
                 [
                     f"listener {self.port} {self.host}",
-                    "allow_anonymous true",
+                    *security,
                     "persistence true",
                     f"persistence_location {workdir / 'data'}/",
                     # Run as whoever runs the tests, so the data dir stays writable under root too.
@@ -64,6 +121,18 @@ class MosquittoBroker:
             )
         )
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _password_file(self, users: Mapping[str, str]) -> Path:
+        tool = find_mosquitto_passwd()
+        if tool is None:
+            pytest.skip("mosquitto_passwd not found (apt-get install mosquitto)")
+        path = self.workdir / "passwords"
+        path.touch(mode=0o600)
+        for user, password in users.items():
+            subprocess.run(
+                [tool, "-b", str(path), user, password], check=True, capture_output=True, timeout=30
+            )
+        return path
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.host, self.port, self))
@@ -131,3 +200,29 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         if broker.process is not None and broker.process.poll() is None:
             broker.process.kill()
             broker.process.wait()
+
+
+@pytest.fixture
+def make_mosquitto_broker(tmp_path: Path) -> Iterator[Callable[..., MosquittoBroker]]:
+    """``make(users={"name": "password"}, tls=BrokerTls(...))`` → a started broker that requires
+    them; every broker made is killed after the test."""
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("mosquitto binary not found (apt-get install mosquitto)")
+    brokers: list[MosquittoBroker] = []
+
+    def make(*, users: Mapping[str, str] | None = None, tls: BrokerTls | None = None) -> MosquittoBroker:
+        workdir = tmp_path / f"mosquitto-{len(brokers)}"
+        workdir.mkdir()
+        broker = MosquittoBroker(binary, workdir, users=users, tls=tls)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    try:
+        yield make
+    finally:
+        for broker in brokers:
+            if broker.process is not None and broker.process.poll() is None:
+                broker.process.kill()
+                broker.process.wait()

@@ -191,6 +191,43 @@ def test_a_parser_crash_becomes_an_error_reply() -> None:
     assert "grammar exploded" in (DispatchResponse.from_wire(reaction.reply.payload).error or "")
 
 
+def clock_at(*times: float) -> Any:
+    """A clock that reads ``times`` in turn (then stays at the last)."""
+    readings = list(times)
+    return lambda: readings.pop(0) if len(readings) > 1 else readings[0]
+
+
+def test_a_request_that_waited_out_its_deadline_is_refused_without_understanding_it() -> None:
+    def must_not_run(hypotheses: Sequence[Hypothesis], vocabulary: Vocabulary) -> Understanding:
+        raise AssertionError("understood a request past its deadline")
+
+    faults = FaultInjector(FaultSettings(latency_ms=100))
+    responder = CloudResponder(must_not_run, faults, clock=clock_at(10.5, 10.5001))
+    reaction = responder.react(TOPIC, request("late", deadline_ms=400).to_wire(), 1, received_at=10.0)
+    assert reaction.expired and reaction.reply is not None and reaction.reply.kind == "error"
+    assert reaction.reply.delay_s == 0.1  # the injected latency stands for the network: it still applies
+    response = DispatchResponse.from_wire(reaction.reply.payload)
+    assert (response.ok, response.source, response.request_id) == (False, "cloud", "late")
+    assert (
+        response.error == "deadline passed: the request waited 500 ms for its turn, its deadline was 400 ms"
+    )
+    assert response.service_ms == pytest.approx(500.1)
+
+
+def test_a_request_picked_up_in_time_is_answered_with_its_service_time() -> None:
+    responder = CloudResponder(fake_nlu, FaultInjector(FaultSettings()), clock=clock_at(10.399, 10.401))
+    reaction = responder.react(TOPIC, request("on-time", deadline_ms=400).to_wire(), 1, received_at=10.0)
+    assert not reaction.expired and reaction.reply is not None and reaction.reply.kind == "answer"
+    response = DispatchResponse.from_wire(reaction.reply.payload)
+    assert response.ok and response.intent == "Call" and response.service_ms == pytest.approx(401.0)
+
+
+def test_a_dropped_request_stays_silent_even_past_its_deadline() -> None:
+    responder = CloudResponder(fake_nlu, FaultInjector(FaultSettings(drop_rate=1.0)), clock=clock_at(99.0))
+    reaction = responder.react(TOPIC, request(deadline_ms=1).to_wire(), 1, received_at=0.0)
+    assert reaction.dropped and reaction.reply is None and not reaction.expired
+
+
 def test_faults_drop_or_break_replies_and_delay_them() -> None:
     assert react(request().to_wire(), FaultSettings(drop_rate=1.0)).reply is None
     broken = react(request().to_wire(), FaultSettings(malformed_rate=1.0, latency_ms=250)).reply

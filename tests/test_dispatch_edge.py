@@ -47,7 +47,7 @@ class Consumers:
         self.closing.append(self.stub)
         self.stub.start()
         self.stop_edge, edge_ready = threading.Event(), threading.Event()
-        config = ServiceConfig(host=broker.host, port=broker.port, client_id=f"edge-{broker.port}")
+        config = ServiceConfig(mqtt=self.mqtt, client_id=f"edge-{broker.port}")
         self.edge_thread = threading.Thread(
             target=serve, args=(config, self.stop_edge, edge, edge_ready), daemon=True
         )

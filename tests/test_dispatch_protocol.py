@@ -1,4 +1,5 @@
-"""The dispatch wire format: round trips, what is refused, topics, and recovering a request id."""
+"""The dispatch wire format: round trips, what is refused, topics, recovering a request id, and the
+deadline rule both consumers apply."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from assistant.dispatch_protocol import (
     Hypothesis,
     ProtocolError,
     Vocabulary,
+    deadline_error,
     nbest_from_lattice,
     parse_response_topic,
     recover_request_id,
@@ -72,6 +74,36 @@ def test_a_failed_response_must_say_why() -> None:
     with pytest.raises(ProtocolError):
         DispatchResponse.from_wire(b'{"request_id": "r1", "ok": false, "source": "cloud"}')
     assert DispatchResponse.failure("r1", "cloud", "down").error == "down"
+
+
+def test_a_request_is_refused_once_it_has_waited_its_whole_deadline() -> None:
+    request = DispatchRequest(
+        request_id="r", site_id="den", nbest=[Hypothesis(text="pause")], deadline_ms=400
+    )
+    assert deadline_error(request, 0.0) is None and deadline_error(request, 399.99) is None
+    assert deadline_error(request, 400.0) == (
+        "deadline passed: the request waited 400 ms for its turn, its deadline was 400 ms"
+    )
+    assert (deadline_error(request, 9_000.0) or "").startswith("deadline passed: the request waited 9000 ms")
+
+
+def test_the_service_time_travels_with_the_response_and_is_optional() -> None:
+    timed = DispatchResponse(request_id="r", ok=True, source="edge", service_ms=3.25)
+    assert DispatchResponse.from_wire(timed.to_wire()).service_ms == 3.25
+    assert (
+        DispatchResponse.from_wire(b'{"request_id": "r", "ok": true, "source": "cloud"}').service_ms is None
+    )
+    with pytest.raises(ProtocolError, match="service_ms"):
+        DispatchResponse.from_wire(b'{"request_id": "r", "ok": true, "source": "edge", "service_ms": -1}')
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import assistant.dispatch_protocol
+
+    result = doctest.testmod(assistant.dispatch_protocol)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_topics_follow_design_section_4() -> None:

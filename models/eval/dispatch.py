@@ -174,13 +174,12 @@ def edge_service(mqtt_config: MqttConfig, wanted: str, log_path: Path) -> Iterat
     except ImportError:
         yield "firmware_sim has no MQTT service yet: the edge route is not evaluated"
         return
-    host, port = mqtt_config.host, str(mqtt_config.port)
-    env = {"ASSISTANT_MQTT__HOST": host, "ASSISTANT_MQTT__PORT": port, "FIRMWARE_SIM_HOST": host}
+    env = {"ASSISTANT_MQTT__HOST": mqtt_config.host, "ASSISTANT_MQTT__PORT": str(mqtt_config.port)}
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "firmware_sim", "serve"],
             cwd=REPO,
-            env={**os.environ, **env, "FIRMWARE_SIM_PORT": port},
+            env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
