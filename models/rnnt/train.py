@@ -72,7 +72,7 @@ class TrainConfig:
     cache_dir: str = "data/cache/features"
     cache_jobs: int = 2  # processes computing the feature cache on the first run
     model: str = "shipped"  # a key of models.rnnt.model.CONFIGS
-    vocab_size: int = 48  # BPE ceiling incl. blank and unk: letters + a few merges (BPE 128-256 sat on the CTC plateau)
+    vocab_size: int = 48  # BPE ceiling incl. blank and unk: letters and a few merges
     max_duration_s: float = 16.0  # longer clips are skipped (memory of the joiner grows with T × U)
     stats_utterances: int = 1000  # sample of train for the normaliser stats
     normalizer_time_constant_frames: float = 300.0
@@ -404,7 +404,10 @@ def train(
             raise SystemExit(f"{checkpoint_path}: model config differs from this run's; use another --out")
         model.load_state_dict(checkpoint["model"])
         ctc_head.load_state_dict(checkpoint["ctc_head"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        if "optimizer" in checkpoint:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        else:  # a committed, slimmed checkpoint (models/checkpoints/): the moments are rebuilt quickly
+            log.write("warning", message=f"{checkpoint_path} has no optimizer state: fresh AdamW moments")
         state = TrainState(**checkpoint["state"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
         augment_generator.set_state(checkpoint["rng"]["augment"])
