@@ -12,7 +12,7 @@ WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small data-medium voices train export eval-biasing eval-latency eval-wake eval-dispatch \
-        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean model-card
+        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume
 
 $(VENV)/bin/activate:
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -68,6 +68,13 @@ train:
 
 export:
 	$(PY) -m models.rnnt.export --checkpoint checkpoints/rnnt/last.pt --out models/asr
+	$(PY) -m models.rnnt.slim --checkpoint checkpoints/rnnt/last.pt --out models/checkpoints/rnnt-last.pt
+
+## resume: continue training the shipped recognizer on a fresh machine from its committed checkpoint
+## (TRAIN_MINUTES is the total budget, the minutes already spent included: raise it)
+resume:
+	$(PY) -m models.rnnt.slim --restore checkpoints/rnnt
+	$(MAKE) --no-print-directory train
 
 ## eval: WER per dev condition (float, int8) of models/asr, and the peers (pocketsphinx, Whisper tiny.en; the bench
 ## extra) on the same clips in the same run → docs/results/asr.{json,md} (EVAL_ARGS="--limit 20": a quick run)

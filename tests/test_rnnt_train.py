@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from models.rnnt.export import export_model  # noqa: E402
 from models.rnnt.fixtures import build_tiny_corpus, espeak_available, tiny_train_config  # noqa: E402
+from models.rnnt.slim import restore, slim  # noqa: E402
 from models.rnnt.train import TrainState, main, train  # noqa: E402
 
 pytestmark = [
@@ -68,6 +69,29 @@ def test_resumed_run_equals_an_uninterrupted_one(corpus: Path, tmp_path: Path) -
     assert a["state"]["step"] == b["state"]["step"] == 12
     for name, tensor in a["model"].items():
         torch.testing.assert_close(b["model"][name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_a_slimmed_checkpoint_restores_into_a_run_that_resumes(corpus: Path, tmp_path: Path) -> None:
+    def config(out: Path, steps: int) -> Any:
+        return dataclasses.replace(tiny_train_config(corpus, out, steps=steps), checkpoint_minutes=0.0)
+
+    first = train(config(tmp_path / "first", 5), echo=None)
+    slimmed = tmp_path / "committed" / "rnnt-last.pt"
+    assert slim(first, slimmed) < first.stat().st_size
+    assert "optimizer" not in torch.load(slimmed, weights_only=False)
+    fresh = tmp_path / "fresh-machine"
+    restore(slimmed, fresh)
+    assert (fresh / "tokenizer.model").read_bytes() == (tmp_path / "first" / "tokenizer.model").read_bytes()
+    assert json.loads((fresh / "normalizer.json").read_text()) == json.loads(
+        (tmp_path / "first" / "normalizer.json").read_text()
+    )
+    with pytest.raises(SystemExit, match="not overwriting"):
+        restore(slimmed, fresh)
+
+    resumed = train(config(fresh, 8), echo=None)
+    assert _events(fresh, "resume")[0]["step"] == 5
+    assert any("no optimizer state" in e["message"] for e in _events(fresh, "warning"))
+    assert torch.load(resumed, weights_only=False)["state"]["step"] == 8
 
 
 def test_curriculum_starts_clean_then_switches_to_full(corpus: Path, tmp_path: Path) -> None:
