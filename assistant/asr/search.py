@@ -16,6 +16,15 @@ Biasing (shallow fusion) adds the context graph's bonus to every candidate *befo
 pruning, so the first piece of a name can enter the beam on its bonus. Acoustic log-probabilities
 and context bonuses are kept apart in every :class:`Hypothesis`.
 
+An n-gram language model of the command domain (``lm.NgramLm``) is fused the same way: every
+emitted token earns ``lm_weight × log P_LM(token | last tokens) + lm_insertion_bonus`` before the
+pruning, and the sentence end earns ``lm_weight × log P_LM(end)`` when the N-best is read. Its score
+goes into the same ``context`` score as the biasing bonus (everything that is not acoustics). The
+LM's state is its last ``order − 1`` tokens, longer than the predictor's context: with an LM the
+beam entries remember that many tokens and merge only when all of them (and the biasing state)
+agree, so merging stays exact. Inside a name the biasing graph is matching, the LM may help but
+never penalise (``lm_abstains_in_names``): the names are exactly what the LM has not seen.
+
 >>> import numpy as np
 >>> class Peaked:  # predictor + joiner: frame t's logits come from a script, whatever the context
 ...     def __init__(self, script): self.script, self.t = script, 0
@@ -64,6 +73,17 @@ class Joiner(Protocol):
     def join(self, encoder_out: FloatArray, predictor_out: FloatArray) -> FloatArray: ...
 
 
+class LanguageModel(Protocol):
+    """Shallow-fusion LM (``lm.NgramLm``); a state is the last ``order - 1`` token ids."""
+
+    @property
+    def order(self) -> int: ...
+
+    def logprobs(self, state: tuple[int, ...]) -> FloatArray: ...
+
+    def finalize(self, state: tuple[int, ...]) -> float: ...
+
+
 class Biasing(Protocol):
     """Shallow-fusion hook (``context_graph.ContextGraph``); states are small ints."""
 
@@ -92,6 +112,13 @@ class SearchOptions:
     # Ablation only: False adds the biasing bonus after the top-k pruning instead of before, so a
     # name's first piece must enter the beam on its acoustics alone.
     bonus_before_pruning: bool = True
+    # Shallow fusion with a language model (used only when the search is given one): weight of
+    # its log-prob per emitted token (0: off, exactly as without an LM), a bonus per emitted token
+    # that offsets the LM's pull towards short outputs, and whether a token that continues a
+    # biasing-graph match is spared the LM's penalty.
+    lm_weight: float = 0.0
+    lm_insertion_bonus: float = 0.0
+    lm_abstains_in_names: bool = True
 
     def __post_init__(self) -> None:
         if self.beam < 1 or self.nbest < 1 or self.context_size < 1:
@@ -105,7 +132,7 @@ class Hypothesis:
     tokens: tuple[int, ...]
     frames: tuple[int, ...]
     acoustic: float  # log P(tokens | audio), summed over the alignments the search kept
-    context: float  # biasing bonus earned (finalized when the hypothesis is final)
+    context: float  # biasing bonus and weighted LM score earned (finalized when the hypothesis is final)
     # Per token, along the best alignment: the blanks before it plus its own log-prob, and its
     # bonus. What these leave out of the totals (trailing blanks, other alignments, the final
     # take-back) belongs to the hypothesis as a whole.
@@ -138,12 +165,16 @@ class TransducerSearch(Protocol):
 
 
 def make_search(
-    predictor: Predictor, joiner: Joiner, options: SearchOptions, biasing: Biasing | None = None
+    predictor: Predictor,
+    joiner: Joiner,
+    options: SearchOptions,
+    biasing: Biasing | None = None,
+    lm: LanguageModel | None = None,
 ) -> TransducerSearch:
     """Beam 1 is greedy search (the fallback); anything larger is modified beam search."""
     if options.beam == 1:
-        return GreedySearch(predictor, joiner, options, biasing)
-    return ModifiedBeamSearch(predictor, joiner, options, biasing)
+        return GreedySearch(predictor, joiner, options, biasing, lm)
+    return ModifiedBeamSearch(predictor, joiner, options, biasing, lm)
 
 
 def log_probs(logits: FloatArray, suppress_ids: Sequence[int] = ()) -> FloatArray:
@@ -163,21 +194,77 @@ def _log_sum(values: Iterable[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in items))
 
 
+class _LmFusion:
+    """The LM's share of each candidate's score, for both searches.
+
+    ``terms(history, bias_state, bonus_row)``: per token, ``weight × log P + insertion bonus``
+    (0 for blank); where the biasing graph is matching a name, negative terms become 0.
+    """
+
+    def __init__(self, lm: LanguageModel, options: SearchOptions, biasing: Biasing | None) -> None:
+        self.lm, self.options, self.biasing = lm, options, biasing
+        self.state_length = lm.order - 1
+        self._in_name: dict[int, npt.NDArray[np.bool_]] = {}
+
+    def lm_state(self, history: tuple[int, ...]) -> tuple[int, ...]:
+        return history[len(history) - self.state_length :]
+
+    def terms(self, history: tuple[int, ...], bias_state: int, bonus_row: FloatArray | None) -> FloatArray:
+        options = self.options
+        terms: FloatArray = options.lm_weight * self.lm.logprobs(self.lm_state(history))
+        terms = terms + np.float32(options.lm_insertion_bonus)
+        terms[options.blank_id] = 0.0
+        if self.biasing is not None and bonus_row is not None and options.lm_abstains_in_names:
+            terms = np.where(self._name_tokens(bias_state, bonus_row), np.maximum(terms, 0.0), terms)
+        return terms
+
+    def settle(self, history: tuple[int, ...]) -> float:
+        """The sentence end's LM score (added when the N-best is read)."""
+        return self.options.lm_weight * self.lm.finalize(self.lm_state(history))
+
+    def _name_tokens(self, bias_state: int, bonus_row: FloatArray) -> npt.NDArray[np.bool_]:
+        """Tokens that start or continue a name from ``bias_state``: they earn a bonus, or they
+        keep the graph inside a match without losing any (a capped piece of a long word)."""
+        mask = self._in_name.get(bias_state)
+        if mask is None:
+            assert self.biasing is not None
+            mask = bonus_row > 0
+            start = self.biasing.start_state()
+            if bias_state != start:
+                for token in np.flatnonzero(bonus_row == 0):
+                    mask[token] = self.biasing.forward(bias_state, int(token))[1] != start
+            mask[self.options.blank_id] = False
+            self._in_name[bias_state] = mask
+        return mask
+
+
+def _fusion(lm: LanguageModel | None, options: SearchOptions, biasing: Biasing | None) -> _LmFusion | None:
+    """An LM with weight 0 is no LM at all: the search is then exactly the one without it."""
+    return _LmFusion(lm, options, biasing) if lm is not None and options.lm_weight != 0.0 else None
+
+
 # --------------------------------------------------------------------------- greedy
 
 
 class GreedySearch:
-    """One symbol per frame, argmax of log-prob plus bonus: cheap, and the fallback."""
+    """One symbol per frame, argmax of log-prob plus bonus (and LM): cheap, and the fallback."""
 
     def __init__(
-        self, predictor: Predictor, joiner: Joiner, options: SearchOptions, biasing: Biasing | None = None
+        self,
+        predictor: Predictor,
+        joiner: Joiner,
+        options: SearchOptions,
+        biasing: Biasing | None = None,
+        lm: LanguageModel | None = None,
     ) -> None:
         self.predictor, self.joiner, self.options = predictor, joiner, options
         self.biasing = biasing
+        self.fusion = _fusion(lm, options, biasing)
+        self._history = max(options.context_size, self.fusion.state_length if self.fusion else 0)
         self.reset()
 
     def reset(self, first_frame: int = 0) -> None:
-        self._context = (self.options.blank_id,) * self.options.context_size
+        self._context = (self.options.blank_id,) * self._history
         self._bias_state = self.biasing.start_state() if self.biasing is not None else 0
         self._tokens: list[int] = []
         self._frames: list[int] = []
@@ -199,15 +286,19 @@ class GreedySearch:
         return self._next_frame - 1 - last
 
     def advance(self, encoder_out: FloatArray) -> None:
-        blank = self.options.blank_id
+        blank, size = self.options.blank_id, self.options.context_size
         for frame in encoder_out:
-            prediction = self.predictor.predict(np.array([self._context], dtype=np.int64))
+            prediction = self.predictor.predict(np.array([self._context[-size:]], dtype=np.int64))
             logp = log_probs(self.joiner.join(frame[None, :], prediction), self.options.suppress_ids)[0]
             scores = logp.copy()
+            bonus: FloatArray | None = None
             if self.biasing is not None:
                 bonus = self.biasing.bonuses(self._bias_state).copy()
                 bonus[blank] = 0.0
                 scores += bonus
+            lm_terms = self.fusion.terms(self._context, self._bias_state, bonus) if self.fusion else None
+            if lm_terms is not None:
+                scores += lm_terms
             token = int(np.argmax(scores))
             self._acoustic += float(logp[token])
             if token == blank:
@@ -216,7 +307,9 @@ class GreedySearch:
                 gained = 0.0
                 if self.biasing is not None:
                     gained, self._bias_state = self.biasing.forward(self._bias_state, token)
-                    self._bonus += gained
+                if lm_terms is not None:
+                    gained += float(lm_terms[token])
+                self._bonus += gained
                 self._token_acoustic.append(self._blanks + float(logp[token]))
                 self._token_context.append(gained)
                 self._blanks = 0.0
@@ -236,9 +329,10 @@ class GreedySearch:
         return twin
 
     def nbest(self) -> list[Hypothesis]:
-        return [
-            self._hypothesis(self.biasing.finalize(self._bias_state) if self.biasing is not None else 0.0)
-        ]
+        settle = self.biasing.finalize(self._bias_state) if self.biasing is not None else 0.0
+        if self.fusion is not None:
+            settle += self.fusion.settle(self._context)
+        return [self._hypothesis(settle)]
 
     def _hypothesis(self, settle: float) -> Hypothesis:
         return Hypothesis(
@@ -293,8 +387,9 @@ class _Arc:
 
 @dataclass(frozen=True, eq=False)
 class _State:
-    """A beam entry: everything with the same predictor context and biasing state, summed.
+    """A beam entry: everything with the same last tokens and biasing state, summed.
 
+    ``context`` holds the predictor's context, or the LM's longer state when an LM is fused;
     ``node`` is where it last changed; ``blanks`` the blank log-probs since that node's frame.
     """
 
@@ -377,10 +472,19 @@ class ModifiedBeamSearch:
     """Beam search with at most one symbol per frame and exact merging of identical contexts."""
 
     def __init__(
-        self, predictor: Predictor, joiner: Joiner, options: SearchOptions, biasing: Biasing | None = None
+        self,
+        predictor: Predictor,
+        joiner: Joiner,
+        options: SearchOptions,
+        biasing: Biasing | None = None,
+        lm: LanguageModel | None = None,
     ) -> None:
         self.predictor, self.joiner, self.options = predictor, joiner, options
         self.biasing = biasing
+        self.fusion = _fusion(lm, options, biasing)
+        # Merging is exact only if everything that decides the future is in the key: the
+        # predictor's last tokens, and with an LM its (longer) state.
+        self._history = max(options.context_size, self.fusion.state_length if self.fusion else 0)
         self.reset()
 
     def reset(self, first_frame: int = 0) -> None:
@@ -390,7 +494,7 @@ class ModifiedBeamSearch:
         self._nodes_made = 1
         blank = self.options.blank_id
         self._start = _Node(blank, first_frame - 1, 0, [])
-        context = (blank,) * self.options.context_size
+        context = (blank,) * self._history
         bias = self.biasing.start_state() if self.biasing is not None else 0
         self._beam = [_State(context, bias, self._start, 0.0)]
 
@@ -409,8 +513,8 @@ class ModifiedBeamSearch:
 
     def _step(self, frame: FloatArray) -> None:
         options, beam = self.options, self._beam
-        blank = options.blank_id
-        contexts = np.array([state.context for state in beam], dtype=np.int64)
+        blank, size = options.blank_id, options.context_size
+        contexts = np.array([state.context[-size:] for state in beam], dtype=np.int64)
         prediction = self.predictor.predict(contexts)
         encoder_rows = np.repeat(frame[None, :], len(beam), axis=0)
         logp = log_probs(self.joiner.join(encoder_rows, prediction), options.suppress_ids)
@@ -423,6 +527,16 @@ class ModifiedBeamSearch:
         scores = forward[:, None] + logp  # the bonus counts BEFORE pruning
         if options.bonus_before_pruning:
             scores = scores + bonus
+        if self.fusion is not None:  # so does the LM: one matrix of non-acoustic scores for the arcs
+            fusion = self.fusion
+            lm_terms = np.stack(
+                [
+                    fusion.terms(state.context, state.bias, bonus[row] if self.biasing is not None else None)
+                    for row, state in enumerate(beam)
+                ]
+            )
+            scores = scores + lm_terms
+            bonus = bonus + lm_terms
 
         # Candidates worth a look: the best few (state, token) pairs; their targets are then
         # filled in exactly from every state that leads there.
@@ -504,6 +618,8 @@ class ModifiedBeamSearch:
         ends = []
         for state in self._beam:
             settle = self.biasing.finalize(state.bias) if self.biasing is not None else 0.0
+            if self.fusion is not None:
+                settle += self.fusion.settle(state.context)
             ends.append(_Arc(state.node, None, state.blanks, settle))
         # Paths come best-alignment first, but a text's score sums its alignments: look at a
         # few more texts than asked for, then rank them by their summed scores.
@@ -514,7 +630,7 @@ class ModifiedBeamSearch:
                 if len(found) >= 3 * self.options.nbest:
                     break
         scorer = _SequenceScorer(self._start, ends, self.options.blank_id)
-        # The bonus depends on the tokens only, so the best alignment's bonus is the text's.
+        # The bonus and the LM score depend on the tokens only, so the best alignment's are the text's.
         hypotheses = [
             replace(path, acoustic=scorer.score(tokens) - path.context) for tokens, path in found.items()
         ]
