@@ -12,7 +12,8 @@ WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small data-medium voices train export eval-biasing eval-latency eval-wake eval-dispatch \
-        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume
+        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume \
+        lm lm-sweep
 
 $(VENV)/bin/activate:
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -69,6 +70,18 @@ train:
 export:
 	$(PY) -m models.rnnt.export --checkpoint checkpoints/rnnt/last.pt --out models/asr
 	$(PY) -m models.rnnt.slim --checkpoint checkpoints/rnnt/last.pt --out models/checkpoints/rnnt-last.pt
+
+## lm: the command-domain n-gram LM of models/asr (its own tokenizer; training names + $(TRAIN_CORPUS)/train.jsonl)
+## → models/asr/lm.npz, fused in the beam search ([asr] lm_weight). Run after make export (export does not build it).
+LM_ARGS ?=
+lm:
+	$(PY) -m models.lm.build --model-dir models/asr \
+		$(if $(wildcard $(TRAIN_CORPUS)/train.jsonl),--corpus $(TRAIN_CORPUS),) $(LM_ARGS)
+
+## lm-sweep: dev WER with the LM off and at a few weights → docs/results/lm_sweep.{json,md} (SWEEP_ARGS="--limit 50 ...")
+SWEEP_ARGS ?=
+lm-sweep:
+	$(PY) -m models.lm.sweep --model-dir models/asr --corpus $(if $(wildcard $(CORPUS)/dev.jsonl),$(CORPUS),$(TRAIN_CORPUS)) $(SWEEP_ARGS)
 
 ## resume: continue training the shipped recognizer on a fresh machine from its committed checkpoint
 ## (TRAIN_MINUTES is the total budget, the minutes already spent included: raise it)

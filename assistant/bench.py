@@ -212,7 +212,12 @@ def pipeline_rtf(
     graph); one untimed pass first, so onnxruntime's lazy set-up is not counted.
     """
     recognizer = StreamingRecognizer(
-        model_dir, use_int8=variant == "int8", beam=config.asr.beam, nbest=config.asr.nbest
+        model_dir,
+        use_int8=variant == "int8",
+        beam=config.asr.beam,
+        nbest=config.asr.nbest,
+        lm_weight=config.asr.lm_weight,
+        lm_insertion_bonus=config.asr.lm_insertion_bonus,
     )
     biasing_for = biasing_builder(config, recognizer)
     final_texts: dict[str, str] = {}

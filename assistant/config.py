@@ -21,6 +21,8 @@ from typing import Any, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from assistant.asr.lm import DEFAULT_LM_INSERTION_BONUS, DEFAULT_LM_WEIGHT
+
 ENV_PREFIX = "ASSISTANT_"
 ENV_SEPARATOR = "__"
 
@@ -123,6 +125,20 @@ class AsrConfig(_Section):
     use_int8: bool = Field(default=True, description="Load the int8 ONNX files when they are present.")
     beam: int = Field(default=4, ge=1, le=64, description="Beam of the modified beam search (1 = greedy).")
     nbest: int = Field(default=4, ge=1, le=64, description="Hypotheses kept in the N-best and the lattice.")
+    lm_weight: float = Field(
+        default=DEFAULT_LM_WEIGHT,
+        ge=0.0,
+        le=5.0,
+        description="Weight of the command-domain language model (model_dir/lm.npz, `make lm`) in the "
+        "beam search; 0 turns it off. Without the file there is no LM whatever this says.",
+    )
+    lm_insertion_bonus: float = Field(
+        default=DEFAULT_LM_INSERTION_BONUS,
+        ge=-5.0,
+        le=5.0,
+        description="Log-score added per emitted token while the LM is on, offsetting its preference "
+        "for short outputs.",
+    )
 
 
 class BiasingConfig(_Section):

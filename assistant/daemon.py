@@ -175,7 +175,12 @@ def build_recognizer(config: AssistantConfig) -> Recognizer | None:
         return None
     try:
         return StreamingRecognizer(
-            config.asr.model_dir, use_int8=config.asr.use_int8, beam=config.asr.beam, nbest=config.asr.nbest
+            config.asr.model_dir,
+            use_int8=config.asr.use_int8,
+            beam=config.asr.beam,
+            nbest=config.asr.nbest,
+            lm_weight=config.asr.lm_weight,
+            lm_insertion_bonus=config.asr.lm_insertion_bonus,
         )
     except ModelNotFoundError as error:
         _note_no_recognizer(str(error))

@@ -46,6 +46,10 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
 LM_FILE = "lm.npz"
+# Provisional fusion defaults ([asr] lm_weight / lm_insertion_bonus): to be replaced by the sweep
+# on the shipped model (models/lm/sweep.py, docs/lm.md).
+DEFAULT_LM_WEIGHT = 0.3
+DEFAULT_LM_INSERTION_BONUS = 0.0
 FORMAT_VERSION = 1
 _CACHE_LIMIT = 200_000  # states whose distribution is kept; cleared when full
 

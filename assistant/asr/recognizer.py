@@ -4,6 +4,10 @@ It owns the one piece of state that spans utterances, the encoder's: the encoder
 whole stream (the wake-word audio gives it context), while the search — predictor context, beam,
 biasing state — restarts at every utterance (:meth:`StreamingRecognizer.reset_utterance`).
 
+When the model directory holds a language model of the command domain (``lm.npz``, made by
+``make lm``), the search fuses it with weight ``lm_weight`` (0: off); without the file there is
+no LM and one log line says so. An LM built for another tokenizer is refused.
+
 Frames are normalised with the model's own statistics (``frontend.StreamingNormalizer``) and
 buffered into the chunk size the encoder was exported with, so feeding 10 ms at a time or a whole
 file at once gives the same result. Times are seconds from the start of the stream: a token at
@@ -26,12 +30,23 @@ import numpy.typing as npt
 
 from assistant.asr.context_graph import ContextGraph
 from assistant.asr.lattice import Lattice, NBestEntry, TimedWord, posteriors, word_confidences
+from assistant.asr.lm import (
+    DEFAULT_LM_INSERTION_BONUS,
+    DEFAULT_LM_WEIGHT,
+    LM_FILE,
+    LanguageModelError,
+    NgramLm,
+    pieces_hash,
+)
 from assistant.asr.model_config import AsrModelConfig
-from assistant.asr.onnx_model import EncoderState, OnnxTransducer
-from assistant.asr.search import Biasing, Hypothesis, SearchOptions, make_search
+from assistant.asr.onnx_model import EncoderState, ModelFormatError, OnnxTransducer
+from assistant.asr.search import Biasing, Hypothesis, LanguageModel, SearchOptions, make_search
 from assistant.asr.tokenizer import Tokenizer, WordSpan
 from assistant.frontend import LogMelExtractor, StreamingNormalizer
+from assistant.logging import get_logger
 from assistant.textnorm import to_spoken
+
+log = get_logger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -81,10 +96,13 @@ class StreamingRecognizer:
         beam: int = 4,
         nbest: int = 4,
         biasing: Biasing | None = None,
+        lm_weight: float = DEFAULT_LM_WEIGHT,
+        lm_insertion_bonus: float = DEFAULT_LM_INSERTION_BONUS,
     ) -> None:
         model = OnnxTransducer(model_dir, use_int8=use_int8)
         tokenizer = Tokenizer.load(model.paths.tokenizer, model.config.blank_id)
-        self._setup(model, tokenizer, beam, nbest, biasing)
+        lm = load_language_model(model_dir, tokenizer) if lm_weight != 0.0 else None
+        self._setup(model, tokenizer, beam, nbest, biasing, lm, lm_weight, lm_insertion_bonus)
 
     @classmethod
     def from_model(
@@ -95,14 +113,25 @@ class StreamingRecognizer:
         beam: int = 4,
         nbest: int = 4,
         biasing: Biasing | None = None,
+        lm: LanguageModel | None = None,
+        lm_weight: float = DEFAULT_LM_WEIGHT,
+        lm_insertion_bonus: float = DEFAULT_LM_INSERTION_BONUS,
     ) -> StreamingRecognizer:
         """A recognizer over an already loaded model (tests use scripted fakes)."""
         recognizer = cls.__new__(cls)
-        recognizer._setup(model, tokenizer, beam, nbest, biasing)
+        recognizer._setup(model, tokenizer, beam, nbest, biasing, lm, lm_weight, lm_insertion_bonus)
         return recognizer
 
     def _setup(
-        self, model: TransducerModel, tokenizer: Tokenizer, beam: int, nbest: int, biasing: Biasing | None
+        self,
+        model: TransducerModel,
+        tokenizer: Tokenizer,
+        beam: int,
+        nbest: int,
+        biasing: Biasing | None,
+        lm: LanguageModel | None,
+        lm_weight: float,
+        lm_insertion_bonus: float,
     ) -> None:
         config = model.config
         if tokenizer.vocab_size != config.vocab_size:
@@ -118,7 +147,10 @@ class StreamingRecognizer:
             blank_id=config.blank_id,
             context_size=config.context_size,
             suppress_ids=tuple(i for i in tokenizer.silent_ids if i != config.blank_id),
+            lm_weight=lm_weight if lm is not None else 0.0,
+            lm_insertion_bonus=lm_insertion_bonus,
         )
+        self.lm = lm if self.options.lm_weight != 0.0 else None
         features = config.feature_config
         self.frame_s = features.frame_shift / features.sample_rate
         self.encoder_frame_s = self.frame_s * config.subsampling
@@ -138,12 +170,12 @@ class StreamingRecognizer:
         self._encoder_state = self.model.initial_state()
         self._encoder_frames = 0
         self._feature_frames = 0
-        self._search = make_search(self.model, self.model, self.options, self._biasing)
+        self._search = make_search(self.model, self.model, self.options, self._biasing, self.lm)
         self._search_biasing = self._biasing
 
     def reset_utterance(self) -> None:
         """A new utterance in the same stream: the search restarts, the encoder carries on."""
-        self._search = make_search(self.model, self.model, self.options, self._biasing)
+        self._search = make_search(self.model, self.model, self.options, self._biasing, self.lm)
         self._search_biasing = self._biasing
         self._search.reset(first_frame=self._encoder_frames)
 
@@ -255,6 +287,25 @@ class StreamingRecognizer:
             words = _canonical_names(words, spans, self._search_biasing, hypothesis.tokens)
         text = " ".join(word.word for word in words)
         return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context)
+
+
+def load_language_model(model_dir: Path, tokenizer: Tokenizer) -> NgramLm | None:
+    """The model dir's ``lm.npz`` checked against the tokenizer, or None (logged) when absent.
+
+    A file that is there but unusable (another tokenizer, damaged) is a model error, not a
+    silent fallback: the caller asked for fusion and would measure something else.
+    """
+    path = model_dir / LM_FILE
+    if not path.exists():
+        log.info("asr.no_language_model", path=str(path), hint="make lm builds one; decoding without it")
+        return None
+    pieces = [tokenizer.piece(i) for i in range(tokenizer.vocab_size)]
+    try:
+        lm = NgramLm.load(path, expected_hash=pieces_hash(pieces, tokenizer.blank_id))
+    except LanguageModelError as error:
+        raise ModelFormatError(str(error)) from None
+    log.info("asr.language_model_loaded", path=str(path), order=lm.order, contexts=lm.context_count)
+    return lm
 
 
 def _canonical_names(

@@ -51,6 +51,8 @@ def main(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO 
             use_int8=config.asr.use_int8,
             beam=config.asr.beam,
             nbest=nbest or config.asr.nbest,
+            lm_weight=config.asr.lm_weight,
+            lm_insertion_bonus=config.asr.lm_insertion_bonus,
         )
     except (ModelNotFoundError, ModelFormatError, TokenizerError) as error:
         err.write(f"assistant transcribe: {error}\n")

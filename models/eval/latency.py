@@ -470,7 +470,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         recognizer = StreamingRecognizer(
-            model_dir, use_int8=base.asr.use_int8, beam=base.asr.beam, nbest=base.asr.nbest
+            model_dir,
+            use_int8=base.asr.use_int8,
+            beam=base.asr.beam,
+            nbest=base.asr.nbest,
+            lm_weight=base.asr.lm_weight,
+            lm_insertion_bonus=base.asr.lm_insertion_bonus,
         )
         # The daemon's own graph construction, built once for the (unchanging) names.
         daemon_biasing = biasing_builder(base, recognizer)

@@ -11,6 +11,11 @@ real-time factor per condition and variant, model sizes, the model's training pr
 The real-time factor is compute time over audio time on one thread, front end excluded (the
 bench measures the whole pipeline).
 
+``--lm-weight 0 0.2 0.4`` decodes every clip once per weight of the command-domain language model
+(``<model-dir>/lm.npz``, ``make lm``; 0 = off), each as its own variant ("float@lm0.2"), so LM off
+and on are compared on the same clips in one run (``models/lm/sweep.py`` wraps it).
+Without ``--lm-weight`` the recognizer uses its default weight when the file is there.
+
 ``--peers`` (``make eval``) also runs the same clips through pocketsphinx and Whisper tiny.en, and
 our model once more the same way (``models/eval/peers.py``: one process per engine, for its peak
 RSS), and adds that table to ``<out>.md`` and ``"peers"`` to ``<out>.json``
@@ -31,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.asr.lm import LM_FILE, NgramLm
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError
 from assistant.asr.recognizer import StreamingRecognizer
 from assistant.frontend import LogMelExtractor
@@ -131,11 +137,12 @@ def evaluate(
     limit_per_condition: int = 0,
     beam: int = 4,
     peers: bool = False,
+    lm_weights: Sequence[float] = (),
+    lm_insertion_bonus: float | None = None,
 ) -> dict[str, Any]:
     rows = select_rows(corpus, limit_per_condition)
-    recognizers = {
-        name: StreamingRecognizer(model_dir, use_int8=name == "int8", beam=beam) for name in variants
-    }
+    recognizers = make_recognizers(model_dir, variants, beam, lm_weights, lm_insertion_bonus)
+    variants = list(recognizers)
     sample_rate = next(iter(recognizers.values())).config.feature_config.sample_rate
     scores = {name: VariantScores() for name in variants}
     unreadable: list[str] = []
@@ -172,7 +179,17 @@ def evaluate(
     result = {
         "model_dir": str(model_dir),
         "corpus": str(corpus),
-        "settings": {"beam": beam, "biasing": False, "limit_per_condition": limit_per_condition},
+        "settings": {
+            "beam": beam,
+            "biasing": False,
+            "limit_per_condition": limit_per_condition,
+            "lm_weights": list(lm_weights) or None,
+            "lm_insertion_bonus": lm_insertion_bonus,
+            "lm": {
+                name: r.lm.provenance if isinstance(r.lm, NgramLm) else None
+                for name, r in recognizers.items()
+            },
+        },
         "unreadable_clips": unreadable,
         "model": {
             "params": config.training.get("params"),
@@ -197,6 +214,36 @@ def evaluate(
     out.with_name(out.name + ".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_name(out.name + ".md").write_text(markdown_table(result, variants, conditions))
     return result
+
+
+def make_recognizers(
+    model_dir: Path,
+    variants: Sequence[str],
+    beam: int,
+    lm_weights: Sequence[float] = (),
+    lm_insertion_bonus: float | None = None,
+) -> dict[str, StreamingRecognizer]:
+    """One recognizer per variant, or per variant and LM weight ("int8@lm0.3") when weights are given."""
+    extra: dict[str, float] = {}
+    if lm_insertion_bonus is not None:
+        extra["lm_insertion_bonus"] = lm_insertion_bonus
+    if not lm_weights:
+        return {
+            name: StreamingRecognizer(model_dir, use_int8=name == "int8", beam=beam, **extra)
+            for name in variants
+        }
+    recognizers = {
+        f"{name}@lm{weight:g}": StreamingRecognizer(
+            model_dir, use_int8=name == "int8", beam=beam, lm_weight=weight, **extra
+        )
+        for name in variants
+        for weight in lm_weights
+    }
+    if any(weight != 0 for weight in lm_weights) and all(r.lm is None for r in recognizers.values()):
+        raise FileNotFoundError(
+            f"{model_dir / LM_FILE} not found: build it with make lm (or drop --lm-weight)"
+        )
+    return recognizers
 
 
 def compare_with_peers(
@@ -256,18 +303,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--float-only", action="store_true", help="skip the int8 variant")
     parser.add_argument(
+        "--lm-weight",
+        type=float,
+        nargs="+",
+        default=[],
+        help="decode once per LM weight (0 = LM off): e.g. --lm-weight 0 0.2 0.4",
+    )
+    parser.add_argument("--lm-insertion-bonus", type=float, default=None, help="default: the recognizer's")
+    parser.add_argument(
         "--peers", action="store_true", help="also pocketsphinx and Whisper on the same clips (bench extra)"
     )
     args = parser.parse_args(argv)
-    variants = ("float",) if args.float_only else ("float", "int8")
+    if args.peers and args.lm_weight:
+        parser.error("--peers and --lm-weight do not go together: sweep the LM without the peers")
+    variants: Sequence[str] = ("float",) if args.float_only else ("float", "int8")
     try:
         result = evaluate(
-            args.model_dir, args.corpus, args.out, variants, args.limit_per_condition, args.beam, args.peers
+            args.model_dir,
+            args.corpus,
+            args.out,
+            variants,
+            args.limit_per_condition,
+            args.beam,
+            args.peers,
+            args.lm_weight,
+            args.lm_insertion_bonus,
         )
     except (FileNotFoundError, ModelNotFoundError, ModelFormatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(markdown_table(result, variants, sorted(result["variants"][variants[0]]["conditions"])))
+    names = list(result["variants"])
+    print(markdown_table(result, names, sorted(result["variants"][names[0]]["conditions"])))
     return 0
 
 
