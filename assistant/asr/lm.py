@@ -38,6 +38,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ LM_FILE = "lm.npz"
 DEFAULT_LM_WEIGHT = 0.3
 DEFAULT_LM_INSERTION_BONUS = 0.0
 FORMAT_VERSION = 1
-_CACHE_LIMIT = 200_000  # states whose distribution is kept; cleared when full
+_CACHE_LIMIT = 20_000  # states whose distribution is kept (~10 MB at most); cleared when full
 
 
 class LanguageModelError(ValueError):
@@ -64,6 +65,31 @@ def pieces_hash(pieces: Sequence[str], blank_id: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class ContextTable:
+    """The seen contexts of one length ``k``, as flat arrays (a few bytes per context, so the
+    daemon's memory stays small): context codes sorted for binary search, and per context its
+    backoff weight and its ``alpha`` entries ``tokens[offsets[i]:offsets[i + 1]]``."""
+
+    codes: npt.NDArray[np.int64]
+    gammas: npt.NDArray[np.float64]
+    offsets: npt.NDArray[np.int64]
+    tokens: npt.NDArray[np.int64]
+    alphas: FloatArray
+
+    def __post_init__(self) -> None:
+        n = len(self.codes)
+        if len(self.gammas) != n or len(self.offsets) != n + 1 or len(self.tokens) != len(self.alphas):
+            raise ValueError("context table arrays disagree in length")
+        if self.offsets[-1] != len(self.tokens) or (n > 1 and bool(np.any(np.diff(self.codes) <= 0))):
+            raise ValueError("context table offsets or codes are inconsistent")
+
+    def find(self, code: int) -> int:
+        """Row of ``code``, or -1 when that context was never seen."""
+        row = int(np.searchsorted(self.codes, code))
+        return row if row < len(self.codes) and int(self.codes[row]) == code else -1
+
+
 class NgramLm:
     """Backoff n-gram scorer over token ids; see the module docstring."""
 
@@ -72,20 +98,28 @@ class NgramLm:
         order: int,
         vocab_size: int,
         blank_id: int,
-        contexts: list[dict[tuple[int, ...], tuple[float, npt.NDArray[np.int64], FloatArray]]],
+        tables: list[ContextTable],
         *,
         vocab_hash: str = "",
         provenance: Mapping[str, Any] | None = None,
     ) -> None:
-        if order < 1 or len(contexts) != order:
-            raise LanguageModelError(f"an order-{order} LM needs {order} context tables, got {len(contexts)}")
+        if order < 1 or len(tables) != order:
+            raise LanguageModelError(f"an order-{order} LM needs {order} context tables, got {len(tables)}")
+        if vocab_size ** max(order - 1, 1) >= 2**62:
+            raise LanguageModelError(f"order {order} over {vocab_size} tokens is too large to index")
         self.order = order
         self.vocab_size = vocab_size
         self.blank_id = blank_id
         self.vocab_hash = vocab_hash
         self.provenance = dict(provenance or {})
-        self._contexts = contexts  # [k]: context of k tokens → (gamma, tokens, alphas)
+        self._tables = tables  # [k]: the contexts of k tokens
         self._cache: dict[tuple[int, ...], FloatArray] = {}
+
+    def _code(self, context: Sequence[int]) -> int:
+        code = 0
+        for token in context:
+            code = code * self.vocab_size + token
+        return code
 
     # ------------------------------------------------------------------ construction
 
@@ -99,18 +133,27 @@ class NgramLm:
         **kwargs: Any,
     ) -> NgramLm:
         """From plain dicts ``[k]{context: (gamma, {token: alpha})}`` (the builder and tests)."""
-        contexts = [
-            {
-                tuple(context): (
-                    float(gamma),
-                    np.array(list(alphas), dtype=np.int64),
-                    np.array(list(alphas.values()), dtype=np.float32),
+
+        def code(context: tuple[int, ...]) -> int:
+            value = 0
+            for token in context:
+                value = value * vocab_size + token
+            return value
+
+        packed = []
+        for table in tables:
+            items = sorted(table.items(), key=lambda item: code(item[0]))
+            sizes = [len(alphas) for _, (_, alphas) in items]
+            packed.append(
+                ContextTable(
+                    codes=np.array([code(c) for c, _ in items], dtype=np.int64),
+                    gammas=np.array([g for _, (g, _) in items], dtype=np.float64),
+                    offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                    tokens=np.array([t for _, (_, a) in items for t in a], dtype=np.int64),
+                    alphas=np.array([v for _, (_, a) in items for v in a.values()], dtype=np.float32),
                 )
-                for context, (gamma, alphas) in table.items()
-            }
-            for table in tables
-        ]
-        return cls(order, vocab_size, blank_id, contexts, **kwargs)
+            )
+        return cls(order, vocab_size, blank_id, packed, **kwargs)
 
     @classmethod
     def load(cls, path: Path, *, expected_hash: str | None = None) -> NgramLm:
@@ -136,7 +179,16 @@ class NgramLm:
                     f"{vocab_hash[:12]}…, the recognizer's is {expected_hash[:12]}…): rebuild it with "
                     "`make lm` for this model"
                 )
-            contexts = [_unpack(arrays, k) for k in range(order)]
+            tables = [
+                ContextTable(
+                    codes=arrays[f"codes{k}"].astype(np.int64),
+                    gammas=arrays[f"gammas{k}"].astype(np.float64),
+                    offsets=arrays[f"offsets{k}"].astype(np.int64),
+                    tokens=arrays[f"tokens{k}"].astype(np.int64),
+                    alphas=arrays[f"alphas{k}"].astype(np.float32),
+                )
+                for k in range(order)
+            ]
         except (KeyError, ValueError, TypeError) as error:
             if isinstance(error, LanguageModelError):
                 raise
@@ -145,30 +197,22 @@ class NgramLm:
             order,
             vocab_size,
             blank_id,
-            contexts,
+            tables,
             vocab_hash=vocab_hash,
             provenance=meta.get("provenance", {}),
         )
 
     def save(self, path: Path) -> None:
-        """Compact ``.npz``: per order, context ids (uint8 when the vocabulary allows), gammas,
-        entry offsets, entry tokens and alphas."""
-        dtype = np.uint8 if self.vocab_size <= 256 else np.int32
+        """Compact ``.npz``: per order the context codes, gammas, entry offsets, entry tokens
+        (uint8 when the vocabulary allows) and alphas, plus the metadata as JSON."""
+        token_dtype = np.uint8 if self.vocab_size <= 256 else np.int32
         arrays: dict[str, Any] = {}  # Any: numpy's stub of savez_compressed(**arrays) wants it
-        for k, table in enumerate(self._contexts):
-            items = sorted(table.items())
-            arrays[f"ctx{k}"] = np.array([c for c, _ in items], dtype=dtype).reshape(len(items), k)
-            arrays[f"gamma{k}"] = np.array([g for _, (g, _, _) in items], dtype=np.float32)
-            sizes = [len(t) for _, (_, t, _) in items]
-            arrays[f"offsets{k}"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-            arrays[f"tokens{k}"] = (
-                np.concatenate([t for _, (_, t, _) in items]).astype(dtype) if items else np.zeros(0, dtype)
-            )
-            arrays[f"alphas{k}"] = (
-                np.concatenate([a for _, (_, _, a) in items]).astype(np.float32)
-                if items
-                else np.zeros(0, np.float32)
-            )
+        for k, table in enumerate(self._tables):
+            arrays[f"codes{k}"] = table.codes
+            arrays[f"gammas{k}"] = table.gammas.astype(np.float32)
+            arrays[f"offsets{k}"] = table.offsets.astype(np.int32)
+            arrays[f"tokens{k}"] = table.tokens.astype(token_dtype)
+            arrays[f"alphas{k}"] = table.alphas
         meta = {
             "format": FORMAT_VERSION,
             "order": self.order,
@@ -192,13 +236,13 @@ class NgramLm:
         if row is None:
             probs = np.full(self.vocab_size, 1.0 / self.vocab_size, dtype=np.float64)
             history = state[len(state) - (self.order - 1) :] if self.order > 1 else ()
-            for k in range(self.order):
-                entry = self._contexts[k].get(history[len(history) - k :] if k else ())
-                if entry is None:  # longer contexts hold this one as a suffix: unseen too
+            for k, table in enumerate(self._tables):
+                row_index = table.find(self._code(history[len(history) - k :] if k else ()))
+                if row_index < 0:  # longer contexts hold this one as a suffix: unseen too
                     break
-                gamma, tokens, alphas = entry
-                probs *= gamma
-                probs[tokens] += alphas
+                start, end = table.offsets[row_index], table.offsets[row_index + 1]
+                probs *= table.gammas[row_index]
+                probs[table.tokens[start:end]] += table.alphas[start:end]
             with np.errstate(divide="ignore"):
                 row = np.log(probs).astype(np.float32)
             if len(self._cache) >= _CACHE_LIMIT:
@@ -227,33 +271,10 @@ class NgramLm:
 
     @property
     def context_count(self) -> int:
-        return sum(len(table) for table in self._contexts)
+        return sum(len(table.codes) for table in self._tables)
 
     def perplexity(self, sentences: Sequence[Sequence[int]]) -> float:
         """Per-token perplexity (sentence ends counted) over tokenised sentences."""
         total = sum(self.sentence_logprob(tokens) for tokens in sentences)
         count = sum(len(tokens) + 1 for tokens in sentences)
         return math.exp(-total / max(1, count))
-
-
-def _unpack(
-    arrays: Mapping[str, npt.NDArray[Any]], k: int
-) -> dict[tuple[int, ...], tuple[float, npt.NDArray[np.int64], FloatArray]]:
-    contexts = arrays[f"ctx{k}"].astype(np.int64)
-    gammas = arrays[f"gamma{k}"].astype(np.float64)
-    offsets = arrays[f"offsets{k}"]
-    tokens = arrays[f"tokens{k}"].astype(np.int64)
-    alphas = arrays[f"alphas{k}"].astype(np.float32)
-    lengths_agree = len(gammas) == len(contexts) == len(offsets) - 1 and offsets[-1] == len(tokens) == len(
-        alphas
-    )
-    if contexts.ndim != 2 or contexts.shape[1] != k or not lengths_agree:
-        raise ValueError(f"order {k + 1} tables disagree in length")
-    return {
-        tuple(int(t) for t in context): (
-            float(gammas[i]),
-            tokens[offsets[i] : offsets[i + 1]],
-            alphas[offsets[i] : offsets[i + 1]],
-        )
-        for i, context in enumerate(contexts.tolist())
-    }
