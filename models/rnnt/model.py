@@ -53,6 +53,11 @@ class RnntConfig:
     context_size: int = 2
     joiner_dim: int = 256
     dropout: float = 0.1  # between LSTM layers and on the encoder output (training only)
+    # LayerNorm on the LSTM input and the variance-preserving LSTM init (docs/TRAINING_LOG.md, session
+    # 2). Off for the tiny test fixture: the edge processor (firmware_sim) has no LayerNorm op yet, and
+    # the compression tests compile the tiny encoder to an image.
+    input_norm: bool = True
+    scaled_init: bool = True
 
     @property
     def subsampled_mels(self) -> tuple[int, int]:
@@ -77,6 +82,8 @@ CONFIGS: dict[str, RnntConfig] = {
         predictor_groups=8,
         joiner_dim=32,
         dropout=0.0,
+        input_norm=False,
+        scaled_init=False,
     ),
 }
 
@@ -103,7 +110,7 @@ class CausalSubsampling(nn.Module):
         self.out = nn.Linear(channels * config.subsampled_mels[1], config.encoder_input_dim)
         # Without it the LSTM input has |x| ~ 1 per unit, the gates saturate and training drives the
         # encoder to a function of time only (docs/TRAINING_LOG.md, "encoder collapse").
-        self.norm = nn.LayerNorm(config.encoder_input_dim)
+        self.norm = nn.LayerNorm(config.encoder_input_dim) if config.input_norm else nn.Identity()
 
     def forward(self, features: Tensor, cache1: Tensor, cache2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``[B, T, n_mels]`` (``T % 4 == 0``) → ``[B, T/4, encoder_input_dim]`` and the new caches."""
@@ -185,7 +192,8 @@ class Encoder(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.proj = nn.Linear(config.lstm_proj, config.joiner_dim)
-        init_lstm(self.lstm)
+        if config.scaled_init:
+            init_lstm(self.lstm)
 
     def forward(
         self, features: Tensor, states: EncoderStates, unrolled: bool = False

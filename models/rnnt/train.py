@@ -308,7 +308,7 @@ class TrainHooks:
     to load initial weights; ``extra_loss`` is added to the per-utterance objective; ``after_step``
     runs after every optimizer step (masks, snapping); ``log_values`` join each ``train`` log line;
     ``state_dict`` travels in the checkpoint (key ``hooks``) and comes back through ``load_state_dict``.
-    ``progress`` is the learning-rate schedule's position in [0, 1].
+    ``progress`` is the fraction of the budget spent, in [0, 1] (steps or wall clock).
     """
 
     def model_config(self, config: RnntConfig) -> RnntConfig:
@@ -499,8 +499,9 @@ def train(
 
         if state.warmup_end_s is None and state.step >= config.warmup_steps:
             state.warmup_end_s = state.elapsed_s
-        progress = decay_progress(config, state, budget_s)
-        lr = learning_rate(config, state.step, progress)
+        lr = learning_rate(config, state.step, decay_progress(config, state, budget_s))
+        # hooks (pruning ramps, regularisers) follow the whole budget, warmup included
+        progress = state.step / config.max_steps if config.max_steps > 0 else state.elapsed_s / budget_s
         for group in optimizer.param_groups:
             group["lr"] = lr
         output = model(batch.features, batch.lengths, batch.targets, bf16_encoder=config.bf16_encoder)
