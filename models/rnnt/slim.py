@@ -16,6 +16,9 @@ from pathlib import Path
 
 import torch
 
+from assistant.frontend import NormalizerStats
+from models.rnnt.data import save_stats
+
 
 def slim(source: Path, target: Path) -> int:
     """Write ``source`` minus the optimizer state to ``target``; return the new size in bytes."""
@@ -31,15 +34,15 @@ def restore(source: Path, out_dir: Path) -> None:
 
     The run folder's tokenizer and normaliser must be the checkpoint's own, not refitted ones.
     """
-    import json
-
     payload = torch.load(source, weights_only=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "last.pt").exists():
         raise SystemExit(f"{out_dir / 'last.pt'} exists: not overwriting a run in progress")
     (out_dir / "tokenizer.model").write_bytes(payload["tokenizer_model"])
     stats = payload["normalizer"]
-    (out_dir / "normalizer.json").write_text(json.dumps({"mean": stats["mean"], "std": stats["std"]}) + "\n")
+    save_stats(
+        NormalizerStats(mean=tuple(stats["mean"]), std=tuple(stats["std"])), out_dir / "normalizer.json"
+    )
     torch.save(payload, out_dir / "last.pt")
 
 

@@ -291,6 +291,19 @@ def evaluate_dev(
     }
 
 
+def fresh_window() -> dict[str, float]:
+    """Sums over the steps since the last ``train`` log line."""
+    return {
+        "loss": 0.0,
+        "ctc": 0.0,
+        "tokens": 0,
+        "frames": 0,
+        "utterances": 0,
+        "start": time.monotonic(),
+        "data_s": 0.0,
+    }
+
+
 def ctc_loss(
     head: torch.nn.Module, output: TransducerOutput, targets: torch.Tensor, target_lengths: torch.Tensor
 ) -> torch.Tensor:
@@ -465,15 +478,7 @@ def train(
     session_start = time.monotonic()
     elapsed_at_start = state.elapsed_s
     last_checkpoint = last_dev = time.monotonic()
-    window = {
-        "loss": 0.0,
-        "ctc": 0.0,
-        "tokens": 0,
-        "frames": 0,
-        "utterances": 0,
-        "start": time.monotonic(),
-        "data_s": 0.0,
-    }
+    window = fresh_window()
     plan = epoch_plan()
     model.train()
 
@@ -511,7 +516,7 @@ def train(
         n_utts = len(batch.indices)
         objective = loss
         ctc_weight = ctc_share(config, state.step)
-        ctc_value = float("nan")
+        ctc_value = 0.0
         if ctc_weight > 0:
             ctc = ctc_loss(ctc_head, output, batch.targets, batch.target_lengths)
             objective = (1 - ctc_weight) * loss + ctc_weight * ctc
@@ -557,8 +562,14 @@ def train(
                 phase=state.phase,
                 loss=round(window["loss"] / window["utterances"], 4),
                 loss_per_token=round(window["loss"] / window["tokens"], 4),
-                ctc_per_token=round(window["ctc"] / window["tokens"], 4),
-                ctc_weight=round(ctc_weight, 3),
+                **(
+                    {
+                        "ctc_per_token": round(window["ctc"] / window["tokens"], 4),
+                        "ctc_weight": round(ctc_weight, 3),
+                    }
+                    if ctc_weight > 0
+                    else {}
+                ),
                 lr=round(lr, 7),
                 grad_norm=round(grad_norm, 3),
                 frames_per_s=round(window["frames"] / span, 1),
@@ -567,15 +578,7 @@ def train(
                 epoch=state.epoch,
                 **hooks.log_values(),
             )
-            window = {
-                "loss": 0.0,
-                "ctc": 0.0,
-                "tokens": 0,
-                "frames": 0,
-                "utterances": 0,
-                "start": time.monotonic(),
-                "data_s": 0.0,
-            }
+            window = fresh_window()
 
         if (
             state.phase == "clean"
