@@ -436,7 +436,14 @@ class MqttEventPublisher:
             self._top_up()
 
     def _top_up(self) -> None:
-        """Hand paho the next outbox rows, keeping at most _WINDOW unacknowledged."""
+        """Hand paho the next outbox rows, keeping at most _WINDOW unacknowledged.
+
+        Only while connected: paho sends what it was handed while offline *after* what it is
+        handed once the socket is up, so handing rows early would reorder the replay. Rows wait
+        in the outbox instead, and ``_on_connect`` wakes this thread.
+        """
+        if not self._connected.is_set():
+            return
         room = _WINDOW - len(self._inflight)
         if room <= 0:
             return
@@ -500,6 +507,7 @@ class MqttEventPublisher:
         )
         client.subscribe([(topic, 1) for topic in config_topics(self.config.topic_prefix, self.site_id)])
         self._connected.set()
+        self._work.put(_WAKE)  # hand over what waited in the outbox, oldest first
 
     def _on_subscribe(
         self,
