@@ -1,10 +1,11 @@
 """Compile an ONNX (or PyTorch) model into a weight image: import, calibrate, quantize, write.
 
 ``import_onnx`` turns an ONNX float graph into the float ``Network``: MatMul/Gemm (+ a following
-bias Add) become Linear, Conv with 1-D kernels Conv1d, Gather on a constant table Embedding, LSTM
-and GRU map one to one (ONNX layouts and gate orders are the IR's), and the glue ``torch.onnx.export``
-emits around them (Shape/Gather/Concat/Expand chains building zero initial states, Squeeze,
-Transpose, Reshape with a constant shape, Identity, Dropout) is folded away or kept as shape ops.
+bias Add) become Linear, Conv with 1-D kernels Conv1d, Gather on a constant table Embedding, LSTM,
+GRU and LayerNormalization (last axis) map one to one (ONNX layouts and gate orders are the IR's),
+and the glue ``torch.onnx.export`` emits around them (Shape/Gather/Concat/Expand chains building
+zero initial states, Squeeze, Transpose, Reshape with a constant shape, Identity, Dropout) is
+folded away or kept as shape ops.
 Anything else is a ``CompileError`` naming the node.
 
 ``compile_model`` then calibrates on sample inputs, quantizes (``quantize.py``) and checks the
@@ -498,6 +499,26 @@ class _Importer:
 
     def _unary(self, node: Any, op: Op) -> None:
         self.emit(op, (self.activation(node.input[0]),), (self.new_activation(node.output[0]),))
+
+    def _op_LayerNormalization(self, node: Any, attrs: dict[str, Any], where: str) -> None:
+        """ONNX LayerNormalization (opset 17; ``nn.LayerNorm`` exports as it) over the last axis only."""
+        x = self.activation(node.input[0])
+        rank = len(self.tensors[x].shape)
+        axis = int(attrs.get("axis", -1))
+        if axis not in (-1, rank - 1) or rank == 0:
+            raise CompileError(f"{where}: LayerNormalization over axis {axis}; only the last axis works")
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise CompileError(f"{where}: the Mean/InvStdDev outputs are not supported")
+        scale = self._static(node.input[1], where).reshape(-1)
+        bias = -1
+        if len(node.input) > 2 and node.input[2]:
+            bias = self.constant(node.input[2], self._static(node.input[2], where).reshape(-1))
+        self.emit(
+            Op.LAYER_NORM,
+            (x, self.constant(node.input[1], scale), bias),
+            (self.new_activation(node.output[0]),),
+            epsilon=float(attrs.get("epsilon", 1e-5)),
+        )
 
     def _op_Relu(self, node: Any, attrs: dict[str, Any], where: str) -> None:
         self._unary(node, Op.RELU)

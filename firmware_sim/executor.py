@@ -50,6 +50,7 @@ from firmware_sim.network import (
     apply_shape_op,
     check_ids,
     check_input,
+    check_layer_norm_input,
     conv_patches,
     reduced_axes,
     time_steps,
@@ -142,7 +143,7 @@ class VectorUnit:
         self._issue(result)
         return result
 
-    def add(self, a: AnyArray, b: AnyArray) -> IntArray:
+    def add(self, a: AnyArray, b: AnyArray | int) -> IntArray:
         result = np.asarray(a, np.int64) + np.asarray(b, np.int64)
         self._issue(result)
         return result
@@ -152,7 +153,7 @@ class VectorUnit:
         self._issue(result)
         return result
 
-    def mul(self, a: AnyArray, b: AnyArray) -> IntArray:
+    def mul(self, a: AnyArray, b: AnyArray | int) -> IntArray:
         result = np.asarray(a, np.int64) * np.asarray(b, np.int64)
         self._issue(result)
         return result
@@ -187,6 +188,29 @@ class VectorUnit:
         self._issue(result)
         return result
 
+    def reduce_sum(self, x: AnyArray) -> IntArray:
+        """Sum over the last axis into a 32-bit accumulator: one add per element."""
+        self._issue(np.asarray(x))
+        result: IntArray = np.sum(np.asarray(x, np.int64), axis=-1, keepdims=True)
+        return result
+
+    def rsqrt(self, v: AnyArray, table: AnyArray) -> tuple[IntArray, IntArray]:
+        """Leading-zero count, even shift and table lookup: three instructions per value."""
+        mantissa, shift = fx.rsqrt(v, table)
+        for _ in range(3):
+            self._issue(mantissa)
+        return mantissa, shift
+
+    def shift_round_rows(self, x: AnyArray, shift: IntArray) -> IntArray:
+        result = fx.shift_round_rows(x, shift)
+        self._issue(result)
+        return result
+
+    def maximum(self, x: AnyArray, low: int) -> IntArray:
+        result = np.maximum(np.asarray(x, np.int64), low)
+        self._issue(result)
+        return result
+
     def move(self, x: Array) -> None:
         """A copy through the unit (transposes, gathers)."""
         self._issue(x)
@@ -198,14 +222,19 @@ class _Plan:
 
     multipliers: dict[str, tuple[IntArray, IntArray]] = field(default_factory=dict)
     tables: dict[str, NDArray[np.int8]] = field(default_factory=dict)
+    wide_tables: dict[str, IntArray] = field(default_factory=dict)  # int32 entries (LayerNorm's rsqrt)
+    constants: dict[str, int] = field(default_factory=dict)  # integer constants (LayerNorm's epsilon)
 
     def multiplier(self, name: str, factors: NDArray[np.float64] | float) -> None:
         self.multipliers[name] = fx.quantize_multipliers(np.asarray(factors, np.float64))
 
     @property
     def param_bytes(self) -> int:
-        return sum(m.size * MULTIPLIER_BYTES for m, _ in self.multipliers.values()) + sum(
-            t.nbytes for t in self.tables.values()
+        return (
+            sum(m.size * MULTIPLIER_BYTES for m, _ in self.multipliers.values())
+            + sum(t.nbytes for t in self.tables.values())
+            + sum(t.size * 4 for t in self.wide_tables.values())
+            + len(self.constants) * 8
         )
 
 
@@ -320,6 +349,13 @@ class Executor:
         elif op is Op.CONCAT:
             for slot, index in enumerate(ins):
                 plan.multiplier(f"in{slot}", self._scale(index) / self._scale(outs[0]))
+        elif op is Op.LAYER_NORM:
+            count = self.network.tensors[ins[1]].shape[0]
+            plan.constants["epsilon"] = fx.layer_norm_epsilon(
+                layer.attr_float("epsilon"), count, self._scale(ins[0])
+            )
+            plan.wide_tables["rsqrt"] = fx.rsqrt_table()
+            plan.multiplier("out", self._scale(ins[1]) * 2.0**fx.LAYER_NORM_Z_EXPONENT / self._scale(outs[0]))
         elif op in (Op.TANH, Op.SIGMOID):
             kind: fx.LutKind = "tanh" if op is Op.TANH else "sigmoid"
             plan.tables["f"] = fx.activation_lut(kind, self._scale(ins[0]), self._scale(outs[0]))
@@ -613,6 +649,21 @@ def _reduce_max(step: _Step) -> list[Array]:
     return [step.write(step.vector.saturate8(step.vector.requantize(top, m, s)))]
 
 
+def _layer_norm(step: _Step) -> list[Array]:
+    x, gamma, beta = step.read(step.input(0)), step.read(step.input(1)), step.optional(2)
+    count = check_layer_norm_input(x, gamma)
+    vec, plan = step.vector, step.plan
+    s1 = vec.reduce_sum(x)
+    s2 = vec.reduce_sum(vec.mul(x, x))
+    d = vec.sub(vec.mul(x, count), s1)
+    variance = vec.add(vec.sub(vec.mul(s2, count), vec.mul(s1, s1)), plan.constants["epsilon"])
+    mantissa, shift = vec.rsqrt(vec.maximum(variance, 1), plan.wide_tables["rsqrt"])
+    z = vec.saturate16(vec.shift_round_rows(vec.mul(d, mantissa), shift + fx.LAYER_NORM_Z_EXPONENT))
+    m, s = plan.multipliers["out"]
+    bias64 = None if beta is None else step.read(beta).astype(np.int64)
+    return [step.write(vec.saturate8(vec.requantize(vec.mul(gamma, z), m, s, bias64)))]
+
+
 def _concat(step: _Step) -> list[Array]:
     parts = []
     for slot in range(len(step.layer.inputs)):
@@ -643,4 +694,5 @@ _HANDLERS: dict[Op, Callable[[_Step], list[Array]]] = {
     Op.CONCAT: _concat,
     Op.SLICE: _shape,
     Op.GATHER: _shape,
+    Op.LAYER_NORM: _layer_norm,
 }

@@ -15,11 +15,22 @@ saturated to int8, computed in float64 when the network is loaded (a chip would 
 by the host at the same moment). Gates of LSTM/GRU cells use ``GATE_SCALE = 2**-7`` outputs so
 products of two gates are exact shifts.
 
+LayerNorm needs ``1/sqrt(v)`` of an integer variance ``v >= 1``. As an NPU does it: a count of
+leading zeros picks an even shift ``2k`` that brings ``v`` into ``[2**8, 2**10)`` (``u = v >> 2k``,
+or ``v << -2k`` for small ``v``), and a 768-entry table holds ``round(2**24 / sqrt(u))``; then
+``1/sqrt(v) ≈ table[u - 256] * 2**-(24 + k)``. For ``v < 2**10`` the shift is exact; above it drops
+the bits under the top ten, so ``u <= v / 4**k < u + 1`` and the result overestimates ``1/sqrt(v)``
+by a relative ``< 2**-9`` (plus ``< 2**-20`` from rounding the entries, which lie in ``(2**19, 2**20]``).
+The arithmetic of the LayerNorm layer itself is in ``reference.py``'s docstring.
+
 >>> m, s = quantize_multiplier(0.5)
 >>> int(requantize(np.array([7, -7]), m, s)[0]), int(requantize(np.array([7, -7]), m, s)[1])
 (4, -3)
 >>> int(activation_lut("sigmoid", 1 / 16, GATE_SCALE)[128])  # sigmoid(0) = 0.5 = 64 * 2**-7
 64
+>>> mantissa, shift = rsqrt(np.array([1, 20, 2**40]), rsqrt_table())
+>>> [round(float(m) * 2.0 ** -float(s), 6) for m, s in zip(mantissa, shift)]  # 1, 1/sqrt(20), 2**-20
+[1.0, 0.223607, 1e-06]
 """
 
 from __future__ import annotations
@@ -41,6 +52,10 @@ SIGMOID_TANH_OUTPUT_SCALE = 1.0 / 127.0  # stand-alone Sigmoid/Tanh layers: [-1,
 INT8_MIN, INT8_MAX = -128, 127
 INT16_MIN, INT16_MAX = -32768, 32767
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+RSQRT_INDEX_BITS = 8  # the rsqrt table is indexed by the 8 bits after the leading (even-aligned) pair
+RSQRT_FRACTION_BITS = 24  # table entries are 1/sqrt(u) at 2**-24
+LAYER_NORM_Z_EXPONENT = -10  # LayerNorm's normalised (x - mean)/std: int16 at 2**-10, |z| < 32
+LAYER_NORM_MAX_EPSILON = 2**48  # the integer epsilon is capped so the variance sum stays in 64 bits
 
 LutKind = Literal["sigmoid", "tanh"]
 
@@ -128,6 +143,54 @@ def cell_tanh_index(c: AnyArray, cell_exponent: int) -> IntArray:
 
 def cell_tanh_table() -> NDArray[np.int8]:
     return activation_lut("tanh", 2.0**CELL_TANH_EXPONENT, GATE_SCALE, CELL_TANH_BITS)
+
+
+def bit_length(v: AnyArray) -> IntArray:
+    """Elementwise ``int.bit_length`` of non-negative int64 values (a count-leading-zeros unit)."""
+    x = np.asarray(v, np.int64).copy()
+    length = np.zeros(x.shape, np.int64)
+    for step in (32, 16, 8, 4, 2, 1):
+        wide = (x >> step) > 0
+        length += np.where(wide, step, 0)
+        x = np.where(wide, x >> step, x)
+    result: IntArray = length + (x > 0)
+    return result
+
+
+def rsqrt_table() -> IntArray:
+    """``round(2**24 / sqrt(u))`` for ``u`` in ``[2**8, 2**10)``: 768 entries (int32 on the chip)."""
+    u = np.arange(1 << RSQRT_INDEX_BITS, 1 << (RSQRT_INDEX_BITS + 2), dtype=np.float64)
+    return round_half_up(2.0**RSQRT_FRACTION_BITS / np.sqrt(u)).astype(np.int64)
+
+
+def rsqrt(v: AnyArray, table: IntArray) -> tuple[IntArray, IntArray]:
+    """``1/sqrt(v) ≈ mantissa * 2**-shift`` for integers ``v >= 1`` (see the module docstring)."""
+    v64 = np.asarray(v, np.int64)
+    if v64.size and int(np.min(v64)) < 1:
+        raise ValueError("rsqrt needs integers >= 1")
+    k = (bit_length(v64) - (RSQRT_INDEX_BITS + 1)) // 2  # floor: k >= -4 for v >= 1
+    u = np.where(k >= 0, v64 >> np.maximum(2 * k, 0), v64 << np.maximum(-2 * k, 0))
+    mantissa: IntArray = table[u - (1 << RSQRT_INDEX_BITS)]
+    return mantissa, RSQRT_FRACTION_BITS + k
+
+
+def shift_round_rows(x: AnyArray, shift: IntArray) -> IntArray:
+    """``x * 2**-shift`` rounded half up, with a (broadcast) array of shifts, every one >= 1."""
+    s64 = np.asarray(shift, np.int64)
+    if s64.size and int(np.min(s64)) < 1:
+        raise ValueError("shift_round_rows needs shifts >= 1")
+    result: IntArray = np.right_shift(np.asarray(x, np.int64) + np.left_shift(np.int64(1), s64 - 1), s64)
+    return result
+
+
+def layer_norm_epsilon(epsilon: float, count: int, x_scale: float) -> int:
+    """LayerNorm's epsilon in the units of the integer variance ``count * Σq² - (Σq)²``.
+
+    The real variance is ``x_scale**2 * that / count**2``, so ``var + epsilon`` becomes
+    ``(x_scale / count)**2 * (that + round(epsilon * count**2 / x_scale**2))``. Derived at load.
+    """
+    value = math.floor(float(epsilon) * count * count / (float(x_scale) ** 2) + 0.5)
+    return min(value, LAYER_NORM_MAX_EPSILON)
 
 
 def int_exponent(scale: float) -> int:

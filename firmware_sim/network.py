@@ -84,6 +84,7 @@ class Op(enum.IntEnum):
     CONV2D = 18  # x[B, Cin, H, W], weight[Cout, Cin/group, kH, kW], bias? -> y[B, Cout, H', W']
     SLICE = 19  # attrs starts, ends, axes, steps (ONNX semantics, constants)
     GATHER = 20  # attrs axis, indices, scalar (1: one index, the axis is dropped)
+    LAYER_NORM = 21  # x[..., N], scale[N], bias[N]? -> y[..., N] over the last axis; attr epsilon
 
 
 class Direction(enum.IntEnum):
@@ -137,6 +138,7 @@ OP_SPECS: Mapping[Op, OpSpec] = MappingProxyType(
         Op.CONV2D: OpSpec(3, 3, 1, attrs=("strides", "dilations", "pads", "group"), mac=True),
         Op.SLICE: OpSpec(1, 1, 1, attrs=("starts", "ends", "axes", "steps")),
         Op.GATHER: OpSpec(1, 1, 1, attrs=("axis", "indices", "scalar")),
+        Op.LAYER_NORM: OpSpec(3, 3, 1, attrs=("epsilon",)),
     }
 )
 
@@ -258,6 +260,12 @@ class Layer:
         if not isinstance(value, int):
             raise NetworkError(f"{self.op.name} attribute {name!r} must be an int, got {value!r}")
         return value
+
+    def attr_float(self, name: str) -> float:
+        value = self.attrs[name]
+        if not isinstance(value, (int, float)):
+            raise NetworkError(f"{self.op.name} attribute {name!r} must be a number, got {value!r}")
+        return float(value)
 
     def attr_ints(self, name: str) -> tuple[int, ...]:
         value = self.attrs[name]
@@ -443,6 +451,17 @@ def _check_layer(network: Network, layer: Layer, where: str, quantized: bool) ->
             raise NetworkError(f"{where}: the embedding table must be [V, D]")
         need_dtype(layer.inputs[0], int8)
         need_dtype(layer.inputs[1], DType.INT32)
+    elif layer.op is Op.LAYER_NORM:
+        scale = need_constant(1)
+        if len(scale.shape) != 1:
+            raise NetworkError(f"{where}: the LayerNorm scale must be [N]")
+        if layer.inputs[2] >= 0 and need_constant(2).shape != scale.shape:
+            raise NetworkError(f"{where}: the LayerNorm bias must have the scale's shape {scale.shape}")
+        if not layer.attr_float("epsilon") >= 0.0:
+            raise NetworkError(f"{where}: epsilon must be >= 0")
+        need_dtype(layer.inputs[0], int8)
+        need_dtype(layer.inputs[1], DType.INT16 if quantized else DType.FLOAT32)
+        need_dtype(layer.inputs[2], DType.INT32 if quantized else DType.FLOAT32)
     elif quantized and layer.op not in MOVE_OPS:
         for index in layer.inputs:
             need_dtype(index, DType.INT8)
@@ -480,6 +499,13 @@ def check_input(tensor: Tensor, inputs: Mapping[str, Array]) -> Array:
     ):
         raise ExecutionError(f"input {tensor.name!r} must have shape {tensor.shape}, got {value.shape}")
     return value
+
+
+def check_layer_norm_input(x: Array, scale: Array) -> int:
+    """The normalised length ``N``: the last axis of ``x`` must match the ``[N]`` scale."""
+    if x.ndim == 0 or x.shape[-1] != scale.shape[0]:
+        raise ExecutionError(f"LayerNorm input {x.shape} does not end in the scale's {scale.shape[0]} values")
+    return int(x.shape[-1])
 
 
 def check_ids(ids: Array, vocabulary: int) -> None:

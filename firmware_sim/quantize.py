@@ -13,6 +13,8 @@ Everything is symmetric (zero point 0), so a zero stays a zero and the MAC array
   pre-activations get their own calibrated scales (capped at ±8, where sigmoid and tanh are flat),
   stored as the layer's ``gate_scales``; the LSTM cell state is int16 at the power of two
   ``2**cell_exponent`` that holds its calibrated range.
+* LayerNorm: the scale ``γ`` int16 per tensor (``max|γ| / 32767``), the bias int32 at
+  ``s_γ * 2**LAYER_NORM_Z_EXPONENT`` (the product ``γ z``'s scale), the output calibrated.
 
 >>> import numpy as np
 >>> from firmware_sim.network import DType, Layer, Network, Op, Tensor
@@ -118,6 +120,15 @@ def quantize_weight(values: Array, rows: int) -> tuple[NDArray[np.int8], NDArray
     scales = np.where(max_abs > 0, max_abs / 127.0, 1.0 / 127.0).astype(np.float32)
     q = np.clip(np.round(flat / scales.astype(np.float64)[:, None]), -127, 127).astype(np.int8)
     return q.reshape(values.shape), scales
+
+
+def quantize_int16(values: Array) -> tuple[NDArray[np.int16], float]:
+    """Symmetric int16 with one scale (LayerNorm's scale vector: elementwise, so 16 bits are cheap)."""
+    array = np.asarray(values, np.float64)
+    max_abs = float(np.max(np.abs(array))) if array.size else 0.0
+    scale = float(np.float32(max_abs / fx.INT16_MAX if max_abs > 0 else 1.0 / fx.INT16_MAX))
+    q = np.clip(np.round(array / scale), -fx.INT16_MAX, fx.INT16_MAX).astype(np.int16)
+    return q, scale
 
 
 def quantize_bias(values: Array, scales: NDArray[np.float64]) -> NDArray[np.int32]:
@@ -316,6 +327,28 @@ def _quantize_layer(
         return replace(layer, inputs=tuple(inputs))
     if op in GATES:
         return _quantize_recurrent(builder, position, layer, calibration, options)
+    if op is Op.LAYER_NORM:
+        gamma = constant(1)
+        assert gamma.data is not None
+        q16, gamma_scale = quantize_int16(gamma.data)
+        inputs[1] = builder.put(
+            layer.inputs[1], replace(gamma, dtype=DType.INT16, data=q16, quant=Quant.per_tensor(gamma_scale))
+        )
+        if layer.inputs[2] >= 0:
+            beta = constant(2)
+            assert beta.data is not None
+            beta_scale = float(np.float32(gamma_scale * 2.0**fx.LAYER_NORM_Z_EXPONENT))
+            inputs[2] = builder.put(
+                layer.inputs[2],
+                replace(
+                    beta,
+                    dtype=DType.INT32,
+                    data=quantize_bias(beta.data, np.full(beta.shape, beta_scale)),
+                    quant=Quant.per_tensor(beta_scale),
+                ),
+            )
+        calibrated_output()
+        return replace(layer, inputs=tuple(inputs))
     if op is Op.EMBEDDING:
         table = constant(0)
         assert table.data is not None

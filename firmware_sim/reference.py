@@ -19,6 +19,20 @@ Integer GRU step (gates z, r, n; ONNX ``linear_before_reset=1``)::
     n = tanh_lut(sat8(rq(W_n x + bW_n, .. / s_n) + (r * rq(R_n h + bR_n, .. / s_n)) >> 7))
     n_h = rq(n, 2**-7 / s_h);   h = sat8(n_h + (z (h - n_h)) >> 7)
 
+Integer LayerNorm over the last axis of ``N`` values ``q`` (int8 at ``s_x``; scale ``γ`` int16 at
+``s_γ``, bias ``β`` int32 at ``s_γ 2**-10``; ``Z = LAYER_NORM_Z_EXPONENT = -10``)::
+
+    S1 = Σ q,  S2 = Σ q²                                    (32-bit accumulators)
+    d = N q - S1                                            (N (x - mean) / s_x, exact)
+    v = max(N S2 - S1² + ε_q, 1),  ε_q = round(ε N² / s_x²)  (64-bit; N² var / s_x², exact but ε)
+    m, sh = rsqrt(v)                                        (1/sqrt(v) ≈ m 2**-sh, fixedpoint.rsqrt)
+    z = sat16((d m) >> (sh + Z))                            ((x - mean)/sqrt(var + ε) at 2**Z)
+    y = sat8(rq(sat32(γ z + β), s_γ 2**Z / s_y))
+
+Only the rsqrt is approximate (relative error < 2**-9, an overestimate) and ``z`` is rounded to
+2**-10, so a constant row gives exactly ``rq(β)``, and ``y`` stays within a unit of the int8 result
+of the exact float formula on the same int8 input (the tests hold it to that).
+
 >>> import numpy as np
 >>> from firmware_sim.network import DType, Layer, Network, Op, Quant, Tensor
 >>> x = Tensor("x", (1, 2), DType.INT8, quant=Quant.per_tensor(0.5))
@@ -52,6 +66,7 @@ from firmware_sim.network import (
     apply_shape_op,
     check_ids,
     check_input,
+    check_layer_norm_input,
     conv_patches,
     reduced_axes,
     time_steps,
@@ -341,6 +356,22 @@ def _reduce_max(network: Network, layer: Layer, values: dict[int, Array]) -> lis
     return [fx.saturate_int8(_rq(top, _scale(network, x_id) / _scale(network, layer.outputs[0])))]
 
 
+def _layer_norm(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
+    x_id, g_id, b_id = layer.inputs
+    x, gamma = _int64(values[x_id]), _int64(values[g_id])
+    count = check_layer_norm_input(x, gamma)
+    s1 = np.sum(x, axis=-1, keepdims=True)
+    s2 = np.sum(x * x, axis=-1, keepdims=True)
+    d = count * x - s1
+    epsilon = fx.layer_norm_epsilon(layer.attr_float("epsilon"), count, _scale(network, x_id))
+    v = np.maximum(count * s2 - s1 * s1 + epsilon, 1)
+    mantissa, shift = fx.rsqrt(v, fx.rsqrt_table())
+    z = _int64(fx.saturate_int16(fx.shift_round_rows(d * mantissa, shift + fx.LAYER_NORM_Z_EXPONENT)))
+    acc = gamma * z + (_int64(values[b_id]) if b_id >= 0 else 0)
+    factor = _scale(network, g_id) * 2.0**fx.LAYER_NORM_Z_EXPONENT / _scale(network, layer.outputs[0])
+    return [fx.saturate_int8(_rq(fx.saturate_int32(acc), factor))]
+
+
 def _concat(network: Network, layer: Layer, values: dict[int, Array]) -> list[Array]:
     y_scale = _scale(network, layer.outputs[0])
     parts = [_rq(values[i], _scale(network, i) / y_scale) for i in layer.inputs]
@@ -369,6 +400,7 @@ _INT_OPS: dict[Op, _IntOp] = {
     Op.CONCAT: _concat,
     Op.SLICE: _shape_op,
     Op.GATHER: _shape_op,
+    Op.LAYER_NORM: _layer_norm,
 }
 
 
@@ -407,6 +439,16 @@ def evaluate_float(
             if index >= 0:
                 values[index] = result
     return values
+
+
+def layer_norm_float(
+    x: NDArray[np.float64], scale: NDArray[np.float64], bias: NDArray[np.float64] | None, epsilon: float
+) -> NDArray[np.float64]:
+    """ONNX LayerNormalization over the last axis, in float64 (what the integer op approximates)."""
+    centred = x - np.mean(x, axis=-1, keepdims=True)
+    variance = np.mean(centred * centred, axis=-1, keepdims=True)
+    y: NDArray[np.float64] = centred / np.sqrt(variance + epsilon) * scale
+    return y + bias if bias is not None else y
 
 
 def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -454,6 +496,9 @@ def _float_layer(
         x = need(0)
         reduce = np.mean if op is Op.REDUCE_MEAN else np.max
         return [reduce(x, axis=reduced_axes(layer, x.ndim), keepdims=bool(layer.attr_int("keepdims")))]
+    if op is Op.LAYER_NORM:
+        check_layer_norm_input(need(0), need(1))
+        return [layer_norm_float(need(0), need(1), get(2), layer.attr_float("epsilon"))]
     if op is Op.CONCAT:
         return [
             np.concatenate(

@@ -41,6 +41,7 @@ LayerKind = Literal[
     "concat",
     "slice",
     "gather",
+    "layer_norm",
 ]
 LAYER_KINDS: tuple[LayerKind, ...] = get_args(LayerKind)
 
@@ -173,6 +174,18 @@ def single_layer(
         a, b = add("a", (-1, size)), add("b", (-1, 3))
         layers = [Layer(Op.CONCAT, (a, b), (add("y", (-1, size + 3)),), {"axis": 1})]
         shapes = {"a": (steps, size), "b": (steps, 3)}
+    elif kind == "layer_norm":  # the scale has both signs (and zeros, like the other weights)
+        x = add("x", (-1, batch, size))
+        gamma = 1.5 * sparse_weights(rng, (size,), sparsity, zero_rows)
+        layers = [
+            Layer(
+                Op.LAYER_NORM,
+                (x, add("gamma", (size,), gamma.astype(np.float32)), add("beta", (size,), _bias(rng, size))),
+                (add("y", (-1, batch, size)),),
+                {"epsilon": 1e-5},
+            )
+        ]
+        shapes = {"x": (steps, batch, size)}
     elif kind in ("add", "mul"):
         a, b = add("a", (-1, size)), add("b", (-1, size))
         layers = [Layer(Op.ADD if kind == "add" else Op.MUL, (a, b), (add("y", (-1, size)),))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
+soundfile = pytest.importorskip("soundfile")
 
 from assistant.asr.model_config import AsrModelConfig  # noqa: E402
-from models.compress.hardware import encoder_on_edge  # noqa: E402
+from firmware_sim.image import load_image  # noqa: E402
+from firmware_sim.network import Op  # noqa: E402
+from models.compress.hardware import encoder_on_edge, pruned_payload  # noqa: E402
 from models.compress.onnx_forms import (  # noqa: E402
     Utterance,
     encoder_stream,
@@ -27,7 +31,7 @@ from models.compress.quantize import grid_step  # noqa: E402
 from models.compress.recipe import Recipe, compressible_weights, finalize_weights  # noqa: E402
 from models.rnnt.export import model_from_checkpoint  # noqa: E402
 from models.rnnt.fixtures import random_tiny_checkpoint  # noqa: E402
-from models.rnnt.model import RnntModel  # noqa: E402
+from models.rnnt.model import RnntConfig, RnntModel  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -175,3 +179,79 @@ def test_export_cli_writes_every_form_the_image_and_a_report(
     capsys.readouterr()
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def _normed_tiny(work: Path, sparsity: float = 0.0) -> dict[str, Any]:
+    """The random tiny model with the shipped recognizer's input LayerNorm (random scale and bias)."""
+    payload = random_tiny_checkpoint(work)
+    config = dataclasses.replace(RnntConfig(**payload["model_config"]), input_norm=True)
+    torch.manual_seed(1)
+    model = RnntModel(config)
+    with torch.no_grad():
+        model.encoder.subsampling.norm.weight.uniform_(-1.5, 1.5)
+        model.encoder.subsampling.norm.bias.uniform_(-0.3, 0.3)
+    payload["model"], payload["model_config"] = model.state_dict(), config.to_dict()
+    return pruned_payload(payload, sparsity) if sparsity else payload
+
+
+def test_an_encoder_with_input_layer_norm_compiles_and_runs_bit_exactly(tmp_path: Path) -> None:
+    payload = _normed_tiny(tmp_path)
+    report = encoder_on_edge(
+        payload, _utterances(2, 60), tmp_path / "edge", max_audio_s=1.0, per_channel=True
+    )
+    image = load_image(tmp_path / "edge" / "encoder.img")
+    assert Op.LAYER_NORM in [layer.op for layer in image.network.layers]
+    assert report.chunks == 13 and report.mismatched_chunks == 0
+    assert report.encoder_relative_error < 0.1 and 0 < report.encoder_rms_error < 0.05
+    # The integer LayerNorm is within one output unit of the exact formula on every value it made.
+    assert report.layer_norm["values"] == 13 * 2 * 32 and report.layer_norm["max_abs_error_lsb"] <= 1
+    # Only the first utterance was streamed to its end (8 chunks of 8 frames; the cap cut the second).
+    assert len(report.streams) == 1 and report.streams[0][0].shape == (16, 32)
+
+
+def test_the_hardware_study_compares_dense_and_pruned_on_a_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.compress.hardware import main
+
+    payload = _normed_tiny(tmp_path)
+    torch.save(payload, tmp_path / "last.pt")
+    corpus = tmp_path / "corpus"
+    (corpus / "audio").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split in ("train", "dev"):
+        rows = []
+        for i in range(2):
+            soundfile.write(corpus / "audio" / f"{split}{i}.wav", 0.1 * rng.normal(size=8000), 16000)
+            rows.append({"audio": f"audio/{split}{i}.wav", "text": "call mum"})
+        (corpus / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "results"
+    args = ["--checkpoint", str(tmp_path / "last.pt"), "--corpus", str(corpus), "--work", str(tmp_path / "w")]
+    assert main([*args, "--out", str(out), "--sparsity", "0.7"]) == 0
+    study = json.loads((out / "hardware.json").read_text())
+    dense, sparse = study["variants"]["dense"], study["variants"]["s70"]
+    assert dense["bit_exact"] and sparse["bit_exact"] and dense["chunks"] == sparse["chunks"] == 14
+    assert sparse["weight_sparsity"] > 0.65 > dense["weight_sparsity"]
+    assert sparse["image_bytes"] < 0.75 * dense["image_bytes"] == 0.75 * sparse["dense_image_bytes"]
+    per_s = {name: v["per_second_of_audio"] for name, v in study["variants"].items()}
+    assert per_s["s70"]["macs_total"] == per_s["dense"]["macs_total"]
+    assert per_s["s70"]["macs_skipped"] > 3 * per_s["dense"]["macs_skipped"]
+    assert per_s["s70"]["cycles"] < per_s["dense"]["cycles"]
+    assert dense["transcripts"]["utterances"] == 2 and Path(dense["image"]).exists()
+    sources = dense["error_sources"]  # sorted by the error each layer adds over its inputs
+    assert sources and [e["added"] for e in sources] == sorted((e["added"] for e in sources), reverse=True)
+    markdown = (out / "hardware.md").read_text()
+    assert "| bit-exact vs int8 reference | yes (14 chunks) | yes (14 chunks) |" in markdown
+    assert (
+        set(sparse["onnx_forms"]) == {"float", "dynamic", "qdq", "qoperator"} and "| s70 | qdq |" in markdown
+    )
+    assert sparse["onnx_bytes"]["int8_xz"] < dense["onnx_bytes"]["int8_xz"]  # zeros compress away
+    capsys.readouterr()
+    assert main([*args, "--out", str(out), "--sparsity", "1.5"]) == 2
+    assert (
+        main(
+            ["--checkpoint", str(tmp_path / "last.pt"), "--corpus", str(tmp_path / "none"), "--out", str(out)]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.count("error: ") == 2
