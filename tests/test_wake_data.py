@@ -146,3 +146,26 @@ def test_corpus_negatives_skip_rows_that_say_a_word_of_the_phrase(tmp_path: Path
     assert all(u.kind == "sentence" and u.split == "train" and len(u.audio) == 8000 for u in units)
     with pytest.raises(FileNotFoundError, match="no corpus build"):
         data.corpus_negatives(tmp_path / "absent", "hey jarvis", 1, 0.1)
+
+
+def test_phrase_tails_drop_the_first_word_and_sometimes_follow_other_speech() -> None:
+    rng = np.random.default_rng(2)
+    phrase = np.concatenate([tone(0.4, 300), tone(0.6, 900)])  # "hey" at 300 Hz, "jarvis" at 900 Hz
+    alone = data.phrase_tail(phrase, [], rng)
+    assert 0.38 * len(phrase) <= len(alone) <= 0.58 * len(phrase)
+    assert np.array_equal(alone, phrase[-len(alone) :])
+    other = Unit(tone(1.0, 150), "chatter", "v", "sentence", "train")
+    led = [data.phrase_tail(phrase, [other], rng) for _ in range(20)]
+    assert any(len(t) > 0.58 * len(phrase) for t in led)  # a lead-in was put in front
+    assert all(np.allclose(t[-int(0.38 * len(phrase)) :], phrase[-int(0.38 * len(phrase)) :]) for t in led)
+
+
+def test_tail_negatives_only_for_phrases_of_several_words() -> None:
+    rng = np.random.default_rng(3)
+    units = [Unit(tone(0.8, 440), "hey jarvis", "v0", "phrase", "train")]
+    units += [Unit(tone(1.0, 200), "chatter", "v1", "sentence", "train")]
+    two_words = DataRecipe(phrase="hey jarvis", example_s=2.0, positives_per_unit=1, tail_share=1.0)
+    assert set(make_examples(units, "train", two_words, rng, negatives=8).kind[1:]) == {"tail"}
+    one_word = DataRecipe(phrase="jarvis", example_s=2.0, positives_per_unit=1, tail_share=1.0)
+    units[0].text = "jarvis"
+    assert "tail" not in make_examples(units, "train", one_word, rng, negatives=20).kind

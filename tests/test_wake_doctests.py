@@ -8,7 +8,12 @@ import importlib
 import pytest
 
 MODULES = ["assistant.wake.trigger", "assistant.wake.verify", "assistant.wake.model_config"]
-TORCH_MODULES = ["models.wakeword.network", "models.wakeword.calibrate", "models.wakeword.music"]
+TORCH_MODULES = [
+    "models.wakeword.network",
+    "models.wakeword.calibrate",
+    "models.wakeword.music",
+    "models.wakeword.data",
+]
 
 
 @pytest.mark.parametrize("name", MODULES + TORCH_MODULES)

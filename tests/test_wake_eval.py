@@ -139,3 +139,27 @@ def test_model_card_states_the_measured_figures_and_the_command() -> None:
     card = model_card(results, config, "python -m models.wakeword.evaluate --hours 3")
     assert "| 0.04 | 0.1 | 0.3 | 3.0 | 1 of 360 | 0.5 |" in card
     assert "--profile small" in card and "--hours 3" in card and "1860 ms" in card
+
+
+def test_second_stage_keeps_only_the_detections_the_recognizer_confirms() -> None:
+    from models.wakeword.evaluate import StageTwoClips, stage_two_effect
+
+    features = np.zeros((500, 80), np.float32)
+    positives = [
+        Positive("joe", "clean", track_with_peak(120), first=100, last=200),  # confirmed: still a hit
+        Positive("joe", "clean", track_with_peak(150), first=100, last=200),  # rejected: now a miss
+    ]
+    collected = StageTwoClips([0.5, 0.95])
+    for index, positive in enumerate(positives):
+        collected.add(f"pos{index}", positive.track, features)
+    collected.add("neg0", track_with_peak(300), features)  # a false accept the check throws out
+    collected.add("neg1", track_with_peak(40), features)  # one it lets through
+    assert collected.features[("pos0", 120)].shape == (120 + 30, 80)  # 2 s before, 0.3 s after
+    verdicts = {("pos0", 120): True, ("pos1", 150): False, ("neg0", 300): False, ("neg1", 40): True}
+    result = stage_two_effect(collected, verdicts, positives, {0.5: 0.5}, hours=2.0)
+    low, high = result["points"]
+    assert (low["sensitivity"], high["sensitivity"]) == (0.5, None)
+    assert (low["frr_clean"], low["frr_clean_with_second_stage"]) == (0.0, 0.5)
+    assert (low["false_accepts_per_hour"], low["false_accepts_per_hour_with_second_stage"]) == (1.0, 0.5)
+    assert high["frr_clean"] == 1.0 and high["false_accepts_per_hour"] == 0.0
+    assert low["frr_noise_10db"] is None

@@ -46,16 +46,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("wake")
     _, train_overrides, net_overrides = PROFILES["tiny"]
     out = root / "models" / "hey_jarvis"
-    run(
-        "hey jarvis",
-        out,
-        root / "work",
-        RECIPE,
-        replace(WakeNetConfig(), **net_overrides),
-        replace(TrainConfig(), **train_overrides),
-        NO_KOKORO,
-        log=lambda message: None,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        # the same model on every machine: no real noise recordings (../shared may not be there)
+        patch.setattr("models.corpus.build.SHARED_DATA", root / "no-shared-data")
+        run(
+            "hey jarvis",
+            out,
+            root / "work",
+            RECIPE,
+            replace(WakeNetConfig(), **net_overrides),
+            replace(TrainConfig(), **train_overrides),
+            NO_KOKORO,
+            log=lambda message: None,
+        )
     return out
 
 
@@ -114,3 +117,34 @@ def test_exported_model_carries_its_measured_operating_points(tiny_model: Path) 
     assert all(p.false_reject_rate is not None for p in config.operating_points)
     assert 0 < config.parameters < 200_000
     assert config.training["recipe"]["phrase"] == "hey jarvis"  # type: ignore[index]
+
+
+def test_training_records_the_diagnosis_and_the_mining_rounds(tiny_model: Path) -> None:
+    training = WakeDetector.from_directory(tiny_model).config.training
+    diagnosis = training["diagnosis"]  # type: ignore[index]
+    assert "phrase" in diagnosis["held_out_peaks_after_training"]
+    (round_one,) = diagnosis["mining_rounds"]
+    assert round_one["hours"] > 0 and round_one["mined_clips"] >= 0
+    assert set(round_one["fa_per_hour_at_0.5"]) <= {
+        "conversation",
+        "confusables",
+        "tv",
+        "music",
+        "noise",
+        "quiet",
+    }
+    assert "held_out_peaks_after_mining" in diagnosis
+
+
+def test_masked_bands_hide_one_run_of_bands_per_clip_and_leave_the_input_alone() -> None:
+    import torch
+
+    from models.wakeword.train import masked_bands
+
+    features = torch.ones(16, 10, 80)
+    fill = torch.zeros(80)
+    masked = masked_bands(features, fill, 8, np.random.default_rng(0))
+    assert bool((features == 1).all())  # a copy
+    hidden = (masked == 0).all(dim=1).sum(dim=1)  # bands hidden in every frame, per clip
+    assert int(hidden.max()) <= 8 and int(hidden.sum()) > 0
+    assert masked_bands(features, fill, 0, np.random.default_rng(0)) is features

@@ -155,7 +155,10 @@ class DataRecipe:
     classic_voices: int = 160  # espeak-ng/flite/festival identities (of ~820)
     kokoro_voices: int = 54  # stock Kokoro packs (0 without `make voices`)
     generated_voices: int = 0  # generated Kokoro speakers from the corpus build's selection
-    renditions_per_voice: int = 2  # phrase syntheses per voice (different prosody)
+    renditions_per_voice: int = 2  # phrase syntheses per espeak voice (different prosody)
+    # per flite/festival/Kokoro voice: few identities, but the natural-sounding ones, like the
+    # reserved evaluation voices (piper joe, flite slt); every one of them is taken
+    natural_renditions: int = 2
     confusable_voices: int = 3  # voices per confusable phrase
     sentences: int = 600  # negative sentences (one voice each)
     kokoro_sentence_share: float = 0.3  # share of sentences spoken by Kokoro (slow, natural)
@@ -167,10 +170,13 @@ class DataRecipe:
     val_negative_examples: int = 600
     calibration_hours: float = 0.5  # held-out negative streams that place the operating points
     corpus_negatives: int = 0  # utterances taken from a corpus build's train split (with --corpus)
+    # share of negatives that are the phrase without its first word(s) ("jarvis", "a jarvis"):
+    # multi-word phrases only; without them a "hey jarvis" model learns to spot "jarvis"
+    tail_share: float = 0.0
 
     def cache_key(self) -> str:
         """Hash of the fields that change the synthesis (the rest shape examples made later)."""
-        later = ("positives_per_unit", "example_s", "calibration_hours", "corpus_negatives")
+        later = ("positives_per_unit", "example_s", "calibration_hours", "corpus_negatives", "tail_share")
         units = {k: v for k, v in asdict(self).items() if k not in later and "examples" not in k}
         return hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -198,6 +204,7 @@ def training_voices(
     rng = np.random.default_rng([recipe.seed, 1])
     classic = classic_training_voices()
     picked = [classic[int(i)] for i in rng.permutation(len(classic))[: recipe.classic_voices]]
+    picked += [v for v in classic if v.engine != "espeak" and v not in picked]
     if recipe.kokoro_voices and assets.kokoro_ready():
         stock = sorted(p.stem for p in assets.kokoro_packs.glob("*.bin"))
         stock.sort(key=lambda name: not is_native_kokoro(name))
@@ -251,7 +258,8 @@ def synthesize_units(
 
         variants = phrase_variants(recipe.phrase)
         for number, voice in enumerate(voices):
-            for _ in range(recipe.renditions_per_voice):
+            natural = voice.engine != "espeak"
+            for _ in range(recipe.natural_renditions if natural else recipe.renditions_per_voice):
                 speak(str(rng.choice(variants)), voice, "phrase")
             if progress and number % 20 == 0:
                 progress(f"phrase: {number}/{len(voices)} voices")
@@ -335,11 +343,16 @@ def load_or_make_units(
     generated: Sequence[dict[str, Any]] = (),
     progress: Callable[[str], None] | None = None,
     corpus: Path | None = None,
+    shared_units: Path | None = None,
 ) -> list[Unit]:
+    """The recipe's units (synthesized once, then from the cache), the training half of the real
+    recordings, a corpus build's utterances, and another phrase's cached units (relabelled)."""
     path = cache_dir / f"units-{recipe.cache_key()}.npz"
     if not path.exists():
         save_units(path, synthesize_units(recipe, assets, generated, progress))
     units = load_units(path)  # the 16-bit copy: a first run trains on what later runs load
+    if shared_units is not None:
+        units += relabelled_for(load_units(shared_units), recipe.phrase)
     if recipe.real_negatives:
         for file, audio in readable_real_negatives("train", progress):
             split = voice_split(file.name, recipe.validation_share)
@@ -349,6 +362,33 @@ def load_or_make_units(
             corpus, recipe.phrase, recipe.corpus_negatives, recipe.validation_share, recipe.seed
         )
     return units
+
+
+def relabelled_for(units: Iterable[Unit], phrase: str) -> list[Unit]:
+    """Another phrase's synthesized units as material for ``phrase``: whatever says the phrase
+    becomes a positive, every other phrase or confusable a confusable, sentences stay.
+
+    Lets a second model ("jarvis") reuse the first one's ("hey jarvis") confusables and chatter
+    and synthesize only its own phrase. Real recordings are not cached units and are left out.
+
+    >>> said = [Unit(np.zeros(1, np.float32), t, "v", k, "train") for t, k in
+    ...         [("Hey Jarvis!", "phrase"), ("okay jarvis", "confusable"), ("hey travis", "confusable"),
+    ...          ("turn it off", "sentence")]]
+    >>> [u.kind for u in relabelled_for(said, "jarvis")]
+    ['phrase', 'phrase', 'confusable', 'sentence']
+    >>> [u.kind for u in relabelled_for(said, "hey computer")]
+    ['confusable', 'confusable', 'confusable', 'sentence']
+    """
+    out = []
+    for unit in units:
+        if unit.kind == "real":
+            continue
+        if contains_phrase(unit.text, phrase):
+            kind = "phrase"
+        else:
+            kind = "sentence" if unit.kind == "sentence" else "confusable"
+        out.append(Unit(unit.audio, unit.text, unit.voice, kind, unit.split))
+    return out
 
 
 # ------------------------------------------------------------------------------------- examples
@@ -406,7 +446,7 @@ def _speaker(audio: Audio, rng: np.random.Generator) -> Audio:
     """Speed (tempo + pitch) and sometimes vocal tract and pitch, from the corpus augmentation."""
     if rng.random() < 0.7:
         audio, _ = augment.speed_perturb(audio, round(float(rng.uniform(0.85, 1.18)), 3))
-    if rng.random() < 0.1:
+    if rng.random() < 0.25:  # a new speaker from an old one: the pool has few natural voices
         audio, _ = augment.formant_pitch_shift(
             audio, round(float(rng.uniform(0.88, 1.15)), 3), round(float(rng.uniform(0.8, 1.25)), 3)
         )
@@ -465,17 +505,39 @@ def positive_clip(
     return _finish(canvas, rng, bank, (3.0, 30.0)), start, end
 
 
+def phrase_tail(phrase: Audio, others: Sequence[Unit], rng: np.random.Generator) -> Audio:
+    """The phrase with its start cut off (42–62 % of it: the first word of a two-word phrase),
+    often after the end of some other speech: "jarvis", "a jarvis", "…the jarvis"."""
+    tail = phrase[int(len(phrase) * rng.uniform(0.42, 0.62)) :]
+    if others and rng.random() < 0.6:
+        other = others[int(rng.integers(len(others)))].audio
+        lead = other[-int(rng.uniform(0.15, 0.45) * SAMPLE_RATE) :]
+        gap = np.zeros(int(rng.uniform(0.0, 0.12) * SAMPLE_RATE), np.float32)
+        scale = np.sqrt(np.mean(tail**2) / (np.mean(lead**2) + 1e-9))
+        tail = np.concatenate([lead * scale, gap, tail]).astype(np.float32)
+    return tail
+
+
 def negative_clip(
-    pool: dict[str, list[Unit]], length: int, rng: np.random.Generator, bank: Backgrounds
+    pool: dict[str, list[Unit]],
+    length: int,
+    rng: np.random.Generator,
+    bank: Backgrounds,
+    tail_share: float = 0.0,
 ) -> tuple[Audio, str]:
-    """A clip without the phrase: speech of some kind, music, or background only."""
+    """A clip without the phrase: speech of some kind, the phrase's tail, music, or background only."""
     weights = {"sentence": 0.35, "confusable": 0.3, "real": 0.15, "music": 0.08, "none": 0.12}
-    kinds = [k for k in weights if k in ("music", "none") or pool.get(k)]
+    weights = {k: v * (1 - tail_share) for k, v in weights.items()} | {"tail": tail_share}
+    kinds = [k for k in weights if weights[k] > 0 and (k in ("music", "none") or pool.get(k))]
     p = np.array([weights[k] for k in kinds])
     kind = str(rng.choice(kinds, p=p / p.sum()))
     canvas = np.zeros(length, np.float32)
     if kind == "music":
         canvas = music_like(rng, length / SAMPLE_RATE) * 0.3
+    elif kind == "tail":
+        phrase = _speaker(pool["tail"][int(rng.integers(len(pool["tail"])))].audio, rng)
+        tail = _normalised(phrase_tail(phrase, pool.get("sentence", []), rng), rng)
+        _place(canvas, tail, int(rng.uniform(0.6, 1.0) * length))
     elif kind != "none":
         for _ in range(1 if rng.random() < 0.7 else 2):
             units = pool[kind]
@@ -502,6 +564,8 @@ def make_examples(
     mine = [u for u in units if u.split == split]
     phrases = [u for u in mine if u.kind == "phrase"]
     pool = {kind: [u for u in mine if u.kind == kind] for kind in ("sentence", "confusable", "real")}
+    tail_share = recipe.tail_share if len(phrase_words(recipe.phrase)) > 1 else 0.0
+    pool["tail"] = phrases
     others = pool["sentence"] + pool["confusable"]
     bank = Backgrounds.make(mine, rng)
     features, starts, ends, kinds = [], [], [], []
@@ -516,7 +580,7 @@ def make_examples(
         if progress and len(features) % 500 < recipe.positives_per_unit:
             progress(f"{split} examples {len(features)}/{total}")
     for number in range(negatives):
-        audio, kind = negative_clip(pool, length, rng, bank)
+        audio, kind = negative_clip(pool, length, rng, bank, tail_share)
         features.append(_frames(audio, length))
         starts.append(-1)
         ends.append(-1)

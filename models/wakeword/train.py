@@ -9,6 +9,15 @@ logit in ``[end - before, end + after]`` is pushed up: the network picks its own
 negative must not fire anywhere (its largest logit is pushed down, plus a small push on every
 frame). Frames of a positive before the middle of the phrase count as negative (half a phrase,
 "hey jar…", must not fire); later frames are free.
+
+Then **hard-negative mining** (``mining_rounds``): the model listens to stream-like minutes made
+from the training voices only (conversation, confusables, TV over music, music, noise); every
+moment it would fire on becomes a negative clip cut from the continuous stream (so the network
+sees the stream's own context, as at runtime), and training goes on with a share of each batch
+drawn from them. Clips scored one by one do not show what fires in hours of conversation: the
+first trial model fired ~100 times an hour on streams at its 0.5 threshold
+(docs/results/wake_trial_small.md). Each round logs the false accepts per hour by kind of audio
+before training on them: the diagnosis the recipe is tuned on.
 """
 
 from __future__ import annotations
@@ -46,6 +55,13 @@ class TrainConfig:
     before_end: int = 25  # frames before the phrase end where a positive may fire
     after_end: int = 30  # frames after it
     frame_loss_weight: float = 0.2  # the push on every negative frame, next to the max-pooled one
+    freq_mask_bands: int = 8  # SpecAugment-style: up to this many mel bands hidden per clip (0: off)
+    mining_rounds: int = 2  # hard-negative mining rounds after the main training
+    mining_hours: float = 0.75  # stream audio listened to per round (training voices only)
+    mining_threshold: float = 0.2  # scores from here up count as a moment to learn from
+    mining_steps: int = 800  # training steps after each round
+    mining_share: float = 0.25  # of each batch drawn from the mined negatives
+    mining_learning_rate: float = 1e-3
     seed: int = 0
     threads: int = 1
     log_every: int = 200
@@ -62,13 +78,21 @@ PROFILES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
             sentences=150,
             real_negatives=False,
             positives_per_unit=3,
-            negative_examples=400,
+            negative_examples=800,
             val_negative_examples=60,
             calibration_hours=0.05,
             validation_share=0.2,
             example_s=2.0,
         ),
-        dict(steps=300, batch_size=32, learning_rate=5e-3, log_every=50),
+        dict(
+            steps=500,
+            batch_size=32,
+            learning_rate=5e-3,
+            log_every=50,
+            mining_rounds=1,
+            mining_hours=1 / 60,
+            mining_steps=50,
+        ),
         dict(channels=16),
     ),
     "small": (
@@ -83,10 +107,26 @@ PROFILES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
             negative_examples=3000,
             val_negative_examples=900,
         ),
-        dict(steps=2000),
+        dict(steps=2000, mining_rounds=0),
         dict(channels=48),
     ),
-    "full": ({}, {}, {}),
+    # The shipped models: every natural voice many times, hard-negative mining, ~7 CPU-minutes
+    # of training (with --corpus data/corpus-medium for thousands of ordinary utterances); sized
+    # for the share of one core left beside the recognizer's training.
+    "full": (
+        dict(
+            classic_voices=200,
+            renditions_per_voice=2,
+            natural_renditions=8,
+            confusable_voices=6,
+            positives_per_unit=2,
+            negative_examples=4500,
+            val_negative_examples=600,
+            tail_share=0.15,
+        ),
+        dict(steps=1000, mining_rounds=2, mining_steps=400, mining_hours=0.5),
+        dict(channels=64),
+    ),
 }
 
 
@@ -126,29 +166,65 @@ def feature_stats(examples: Examples) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0) + 1e-3)
 
 
-def train(examples: Examples, net_config: WakeNetConfig, config: TrainConfig, log: Any = print) -> WakeNet:
-    torch.manual_seed(config.seed)
+def masked_bands(
+    features: torch.Tensor, fill: torch.Tensor, max_bands: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """Hide one random run of up to ``max_bands`` mel bands per clip (set to the corpus mean,
+    i.e. zero after normalisation): the network must not hang on a few bands of one engine."""
+    if max_bands <= 0:
+        return features
+    features = features.clone()
+    n_mels = features.shape[2]
+    for index in range(features.shape[0]):
+        width = int(rng.integers(0, max_bands + 1))
+        if width:
+            low = int(rng.integers(0, n_mels - width + 1))
+            features[index, :, low : low + width] = fill[low : low + width]
+    return features
+
+
+def train(
+    examples: Examples,
+    net_config: WakeNetConfig,
+    config: TrainConfig,
+    log: Any = print,
+    *,
+    net: WakeNet | None = None,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    hard: np.ndarray | None = None,
+) -> WakeNet:
+    """Train a fresh network, or go on training ``net`` (after mining: ``hard`` are the indices
+    of the mined negatives in ``examples``, drawn as ``mining_share`` of every batch)."""
+    steps = steps or config.steps
+    learning_rate = learning_rate or config.learning_rate
+    torch.manual_seed(config.seed + (0 if net is None else len(examples)))
     torch.set_num_threads(config.threads)
-    rng = np.random.default_rng(config.seed)
-    net = WakeNet(net_config)
-    mean, std = feature_stats(examples)
-    net.feature_mean.copy_(mean)
-    net.feature_std.copy_(std)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    rng = np.random.default_rng([config.seed, len(examples)])
+    if net is None:
+        net = WakeNet(net_config)
+        mean, std = feature_stats(examples)
+        net.feature_mean.copy_(mean)
+        net.feature_std.copy_(std)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.1
+        optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.1
     )
+    mined = hard if hard is not None and len(hard) else np.zeros(0, np.int64)
     positives = np.flatnonzero(examples.positive)
-    negatives = np.flatnonzero(~examples.positive)
+    negatives = np.setdiff1d(np.flatnonzero(~examples.positive), mined)
     n_pos = min(len(positives), round(config.batch_size * config.positive_share))
+    n_hard = round(config.batch_size * config.mining_share) if len(mined) else 0
     started = time.time()
     running = 0.0
     net.train()
-    for step in range(1, config.steps + 1):
-        batch = np.concatenate(
-            [rng.choice(positives, n_pos), rng.choice(negatives, config.batch_size - n_pos)]
-        )
+    for step in range(1, steps + 1):
+        parts = [rng.choice(positives, n_pos), rng.choice(negatives, config.batch_size - n_pos - n_hard)]
+        if n_hard:
+            parts.append(rng.choice(mined, n_hard))
+        batch = np.concatenate(parts)
         features = torch.from_numpy(examples.features[batch].astype(np.float32))
+        features = masked_bands(features, net.feature_mean, config.freq_mask_bands, rng)
         loss = clip_loss(
             net(features),
             torch.from_numpy(examples.start_frame[batch]).long(),
@@ -161,11 +237,103 @@ def train(examples: Examples, net_config: WakeNetConfig, config: TrainConfig, lo
         optimizer.step()
         schedule.step()
         running += float(loss.detach())
-        if step % config.log_every == 0 or step == config.steps:
+        if step % config.log_every == 0 or step == steps:
             done = step % config.log_every or config.log_every
-            log(f"step {step}/{config.steps} loss {running / done:.4f} ({time.time() - started:.0f} s)")
+            log(f"step {step}/{steps} loss {running / done:.4f} ({time.time() - started:.0f} s)")
             running = 0.0
     return net.eval()
+
+
+def mine_hard_negatives(
+    net: WakeNet,
+    units: list[Any],
+    recipe: DataRecipe,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    log: Any = print,
+) -> tuple[Examples, dict[str, Any]]:
+    """Listen to ``mining_hours`` of training-voice streams; every firing → a negative clip.
+
+    Returns the clips (``recipe.example_s`` long, ending 0.1–0.6 s after the moment, cut from
+    the stream's continuous log-mel) and what fired, per kind of audio, at the mining threshold
+    and at 0.5 (false accepts per hour, refractory 2 s as at runtime).
+    """
+    from assistant.frontend import log_mel
+    from assistant.wake.trigger import Trigger
+    from models.corpus.build import load_noise
+    from models.wakeword import evaluate
+
+    pool = [u for u in units if u.split == "train" and u.kind in ("sentence", "confusable")]
+    segments, _ = evaluate.negative_segments(pool, load_noise("train"), config.mining_hours, rng)
+    length = int(recipe.example_s * 100)
+    clips: list[np.ndarray] = []
+    kinds: list[str] = []
+    fired: dict[str, list[int]] = {}
+    fired_half: dict[str, int] = {}
+    for kind, audio in segments:
+        features = log_mel(audio).astype(np.float32)
+        scores = frame_scores(net, features[None], batch=1)[0]
+        moments = Trigger(config.mining_threshold, REFRACTORY_FRAMES).update(scores, 0)
+        fired.setdefault(kind, []).append(len(moments))
+        fired_half[kind] = fired_half.get(kind, 0) + len(Trigger(0.5, REFRACTORY_FRAMES).update(scores, 0))
+        for moment in moments:
+            end = min(len(features), moment.frame_index + int(rng.integers(10, 60)))
+            start = max(0, end - length)
+            clip = features[start : start + length]
+            if len(clip) == length:
+                clips.append(clip.astype(np.float16))
+                kinds.append(f"mined:{kind}")
+    minutes = {kind: len(counts) for kind, counts in fired.items()}
+    report = {
+        "hours": round(len(segments) / 60.0, 3),
+        "mined_clips": len(clips),
+        "fa_per_hour_at_mining_threshold": {
+            k: round(sum(v) / (minutes[k] / 60.0), 1) for k, v in sorted(fired.items())
+        },
+        "fa_per_hour_at_0.5": {k: round(v / (minutes[k] / 60.0), 1) for k, v in sorted(fired_half.items())},
+    }
+    mined = Examples(
+        features=np.stack(clips) if clips else np.zeros((0, length, 80), np.float16),
+        start_frame=np.full(len(clips), -1, np.int32),
+        end_frame=np.full(len(clips), -1, np.int32),
+        kind=kinds,
+    )
+    return mined, report
+
+
+def joined(a: Examples, b: Examples) -> Examples:
+    return Examples(
+        features=np.concatenate([a.features, b.features]),
+        start_frame=np.concatenate([a.start_frame, b.start_frame]),
+        end_frame=np.concatenate([a.end_frame, b.end_frame]),
+        kind=[*a.kind, *b.kind],
+    )
+
+
+def score_report(net: WakeNet, examples: Examples, config: TrainConfig) -> dict[str, Any]:
+    """How held-out clips score, by kind: the evidence of how well the model separates.
+
+    Positives: the peak within their hit window; negatives: the peak anywhere in the clip.
+    Quantiles of those peaks, and the share of clips above 0.5 and 0.9.
+    """
+    scores = frame_scores(net, examples.features)
+    peaks: dict[str, list[float]] = {}
+    for index, kind in enumerate(examples.kind):
+        if examples.end_frame[index] >= 0:
+            lo = max(0, int(examples.start_frame[index]))
+            peak = float(scores[index, lo : int(examples.end_frame[index]) + config.after_end + 1].max())
+        else:
+            peak = float(scores[index].max())
+        peaks.setdefault(kind, []).append(peak)
+    return {
+        kind: {
+            "clips": len(values),
+            "p10_p50_p90": [round(float(q), 4) for q in np.quantile(values, [0.1, 0.5, 0.9])],
+            "above_0.5": round(float(np.mean(np.array(values) >= 0.5)), 4),
+            "above_0.9": round(float(np.mean(np.array(values) >= 0.9)), 4),
+        }
+        for kind, values in sorted(peaks.items())
+    }
 
 
 @torch.no_grad()
@@ -255,11 +423,17 @@ def run(
     generated: list[dict[str, Any]] | None = None,
     log: Any = print,
     corpus: Path | None = None,
+    init: Path | None = None,
+    shared_units: Path | None = None,
 ) -> dict[str, Any]:
-    """Data → training → calibration → export; returns what went into the model's ``training``."""
+    """Data → training → calibration → export; returns what went into the model's ``training``.
+
+    ``init``: the weights of another phrase's model (its ``net.pt`` in the work folder) to start
+    from: the layers that hear speech carry over, and training then needs far fewer steps.
+    """
     started_cpu, started = time.process_time(), time.time()
     work = work_dir / wakeword_id_for(phrase)
-    units = load_or_make_units(recipe, work, assets, generated or [], log, corpus)
+    units = load_or_make_units(recipe, work, assets, generated or [], log, corpus, shared_units)
     log(f"units: {json.dumps(summary(units))}")
     rng = np.random.default_rng([recipe.seed, 5])
     train_examples = make_examples(units, "train", recipe, rng, recipe.negative_examples, log)
@@ -268,7 +442,38 @@ def run(
         f"examples: train {len(train_examples)} ({int(train_examples.positive.sum())} positive), "
         f"val {len(val_examples)} ({int(val_examples.positive.sum())} positive)"
     )
-    net = train(train_examples, net_config, config, log)
+    start = None
+    if init is not None:
+        start = WakeNet(net_config)
+        start.load_state_dict(torch.load(init, weights_only=True))
+        log(f"starting from {init}")
+    net = train(train_examples, net_config, config, log, net=start)
+    diagnosis: dict[str, Any] = {"held_out_peaks_after_training": score_report(net, val_examples, config)}
+    log(f"held-out clip peaks by kind: {json.dumps(diagnosis['held_out_peaks_after_training'])}")
+    mining_rng = np.random.default_rng([recipe.seed, 17])
+    rounds = []
+    for number in range(1, config.mining_rounds + 1):
+        mined, report = mine_hard_negatives(net, units, recipe, config, mining_rng, log)
+        log(f"mining round {number}: {json.dumps(report)}")
+        rounds.append(report)
+        if not len(mined):
+            continue
+        train_examples = joined(train_examples, mined)
+        net = train(
+            train_examples,
+            net_config,
+            config,
+            log,
+            net=net,
+            steps=config.mining_steps,
+            learning_rate=config.mining_learning_rate,
+            hard=np.flatnonzero(np.char.startswith(np.array(train_examples.kind), "mined:")),
+        )
+    if rounds:
+        diagnosis["mining_rounds"] = rounds
+        diagnosis["held_out_peaks_after_mining"] = score_report(net, val_examples, config)
+        after = diagnosis["held_out_peaks_after_mining"]
+        log(f"held-out clip peaks by kind after mining: {json.dumps(after)}")
     curve = validation_curve(net, val_examples, config)
     points = calibrate.operating_points(curve)
     default = next(p for p in points if p.sensitivity == 0.5)
@@ -279,6 +484,7 @@ def run(
         "train": asdict(config),
         "data": summary(units),
         "examples": {"train": len(train_examples), "val": len(val_examples)},
+        "diagnosis": diagnosis,
         "wall_s": round(time.time() - started, 1),
         "cpu_s_main_process": round(time.process_time() - started_cpu, 1),
         "command": "python -m models.wakeword.train " + " ".join(sys.argv[1:]),
@@ -293,6 +499,7 @@ def run(
             "false_accepts_per_hour": default.false_accepts_per_hour,
         }
     }
+    torch.save(net.state_dict(), work / "net.pt")  # for --init of another phrase
     export(
         net,
         out_dir,
@@ -332,6 +539,21 @@ def main(argv: list[str] | None = None) -> int:
         help="a corpus build (data/corpus): its train utterances join the negatives (see --corpus-negatives)",
     )
     parser.add_argument("--corpus-negatives", type=int, default=4000, help="how many, with --corpus")
+    parser.add_argument("--units-only", action="store_true", help="synthesize and cache the units, then stop")
+    parser.add_argument(
+        "--shared-units",
+        type=Path,
+        help="another phrase's cached units (data/wake/<id>/units-*.npz): their confusables and "
+        "chatter join, relabelled; use with --sentences 0 --confusable-voices 0 to synthesize "
+        "only this phrase",
+    )
+    parser.add_argument("--sentences", type=int, help="override the profile's synthesized sentences")
+    parser.add_argument("--renditions", type=int, help="override renditions per voice (espeak and natural)")
+    parser.add_argument("--negative-examples", type=int, help="override the profile's negative examples")
+    parser.add_argument("--mining-rounds", type=int, help="override the profile's mining rounds")
+    parser.add_argument("--confusable-voices", type=int, help="override the profile's voices per confusable")
+    parser.add_argument("--init", type=Path, help="start from these weights (another phrase's net.pt)")
+    parser.add_argument("--report", type=Path, help="also write the training record (diagnosis) here as JSON")
     parser.add_argument(
         "--calibrate-only",
         action="store_true",
@@ -346,9 +568,19 @@ def main(argv: list[str] | None = None) -> int:
         recipe = replace(recipe, generated_voices=len(generated))
     if args.corpus:
         recipe = replace(recipe, corpus_negatives=args.corpus_negatives)
+    if args.sentences is not None:
+        recipe = replace(recipe, sentences=args.sentences)
+    if args.confusable_voices is not None:
+        recipe = replace(recipe, confusable_voices=args.confusable_voices)
+    if args.renditions is not None:
+        recipe = replace(recipe, renditions_per_voice=args.renditions, natural_renditions=args.renditions)
+    if args.negative_examples is not None:
+        recipe = replace(recipe, negative_examples=args.negative_examples)
     config = replace(TrainConfig(seed=args.seed, threads=args.threads), **train_overrides)
     if args.steps:
         config = replace(config, steps=args.steps)
+    if args.mining_rounds is not None:
+        config = replace(config, mining_rounds=args.mining_rounds)
     net_config = replace(WakeNetConfig(), **net_overrides)
     wakeword_id = args.wakeword_id or wakeword_id_for(args.phrase)
     out_dir = args.out or Path("models/wake") / wakeword_id
@@ -357,12 +589,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[train-wake {wakeword_id}] {message}", file=sys.stderr, flush=True)
 
     assets = VoiceAssets(args.voices)
+    if args.units_only:
+        work = args.work / wakeword_id_for(args.phrase)
+        units = load_or_make_units(recipe, work, assets, generated, log, None, args.shared_units)
+        log(f"units: {json.dumps(summary(units))}")
+        return 0
     if args.calibrate_only:
         work = args.work / wakeword_id_for(args.phrase)
-        units = load_or_make_units(recipe, work, assets, generated, log, args.corpus)
+        units = load_or_make_units(recipe, work, assets, generated, log, args.corpus, args.shared_units)
         calibrate_exported(out_dir, units, recipe, log)
         return 0
-    run(args.phrase, out_dir, args.work, recipe, net_config, config, assets, generated, log, args.corpus)
+    training = run(
+        args.phrase,
+        out_dir,
+        args.work,
+        recipe,
+        net_config,
+        config,
+        assets,
+        generated,
+        log,
+        corpus=args.corpus,
+        init=args.init,
+        shared_units=args.shared_units,
+    )
+    if args.report:
+        model = json.loads((out_dir / CONFIG_FILE).read_text())
+        record = {"training": training, "metrics": model.get("metrics", {})}
+        args.report.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
