@@ -45,7 +45,13 @@ def test_evaluation_scores_every_condition_with_the_runtime_recognizer(tmp_path:
     corpus = _corpus(tmp_path / "corpus")
     out = tmp_path / "results" / "asr"
     assert (
-        main(["--model-dir", str(model_dir), "--corpus", str(corpus), "--out", str(out), "--beam", "2"]) == 0
+        main(
+            [
+                *("--model-dir", str(model_dir), "--corpus", str(corpus), "--out", str(out)),
+                *("--beam", "2", "--part", "all"),
+            ]
+        )
+        == 0
     )
 
     result = json.loads(out.with_name("asr.json").read_text())
@@ -78,6 +84,18 @@ def test_limit_per_condition_spreads_the_choice(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path)
     rows = select_rows(corpus, 1)
     assert sorted(r["condition"] for r in rows) == ["digits", "joe_clean", "slt_noisy10"]
+
+
+def test_tuning_and_test_halves_are_disjoint_and_cover_the_dev_set(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path)
+    test = {r["audio"] for r in select_rows(corpus, 0, "test")}
+    tune = {r["audio"] for r in select_rows(corpus, 0, "tune")}
+    every = [r["audio"] for r in select_rows(corpus, 0, "all")]
+    assert test == {"audio/0.wav", "audio/2.wav", "audio/4.wav"}
+    assert tune == {"audio/1.wav", "audio/3.wav", "audio/broken.flac"}
+    assert test | tune == set(every)
+    with pytest.raises(ValueError, match="part"):
+        select_rows(corpus, 0, "train")
 
 
 def test_missing_model_or_corpus_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -88,10 +88,16 @@ def test_a_slimmed_checkpoint_restores_into_a_run_that_resumes(corpus: Path, tmp
     with pytest.raises(SystemExit, match="not overwriting"):
         restore(slimmed, fresh)
 
-    resumed = train(config(fresh, 8), echo=None)
+    # the run's log travels with the checkpoint and the resumed run appends to it
+    assert _events(fresh, "start") == _events(tmp_path / "first", "start")
+    resumed = train(dataclasses.replace(config(fresh, 10), log_every=1), echo=None)
+    assert len(_events(fresh, "start")) == 1
     assert _events(fresh, "resume")[0]["step"] == 5
+    # fresh moments: the rate ramps up again from the resumed step instead of jumping to the schedule's
+    rates = [e["lr"] for e in _events(fresh, "train")]
+    assert rates == sorted(rates) and rates[0] < 0.05 * 1e-2
     assert any("no optimizer state" in e["message"] for e in _events(fresh, "warning"))
-    assert torch.load(resumed, weights_only=False)["state"]["step"] == 8
+    assert torch.load(resumed, weights_only=False)["state"]["step"] == 10
 
 
 def test_curriculum_starts_clean_then_switches_to_full(corpus: Path, tmp_path: Path) -> None:

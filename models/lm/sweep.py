@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.beam,
                 lm_weights=weights,
                 lm_insertion_bonus=bonus,
+                part="tune",
             )
             rows += summarise(result, bonus)
     except (FileNotFoundError, ModelNotFoundError, ModelFormatError) as error:
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_dir": str(args.model_dir),
         "corpus": str(args.corpus),
         "limit": args.limit,
+        "dev_part": "tune (odd positions per condition; make eval reports the even ones)",
         "beam": args.beam,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -98,8 +98,18 @@ class VariantScores:
         return total
 
 
-def select_rows(corpus: Path, limit_per_condition: int) -> list[dict[str, Any]]:
-    """Rows of the evaluation splits present, at most ``limit_per_condition`` per condition, spread."""
+DEV_PARTS = ("test", "tune", "all")
+
+
+def select_rows(corpus: Path, limit_per_condition: int, part: str = "test") -> list[dict[str, Any]]:
+    """Rows of the evaluation splits present, at most ``limit_per_condition`` per condition, spread.
+
+    Each condition's rows are split by position: ``test`` (even) is what results report, ``tune``
+    (odd) is where decoding settings such as the LM weight are chosen, so no reported figure is
+    measured on the clips its settings were tuned on; ``all`` takes both.
+    """
+    if part not in DEV_PARTS:
+        raise ValueError(f"part must be one of {DEV_PARTS}, not {part!r}")
     chosen: list[dict[str, Any]] = []
     for split in SPLITS:
         if not (corpus / f"{split}.jsonl").exists():
@@ -108,6 +118,8 @@ def select_rows(corpus: Path, limit_per_condition: int) -> list[dict[str, Any]]:
         for row in read_manifest(corpus, split):
             by_condition.setdefault(str(row.get("condition") or split), []).append(row)
         for condition, rows in sorted(by_condition.items()):
+            if part != "all":
+                rows = rows[(0 if part == "test" else 1) :: 2]
             if limit_per_condition > 0 and len(rows) > limit_per_condition:
                 stride = len(rows) / limit_per_condition
                 rows = [rows[int(i * stride)] for i in range(limit_per_condition)]
@@ -139,8 +151,9 @@ def evaluate(
     peers: bool = False,
     lm_weights: Sequence[float] = (),
     lm_insertion_bonus: float | None = None,
+    part: str = "test",
 ) -> dict[str, Any]:
-    rows = select_rows(corpus, limit_per_condition)
+    rows = select_rows(corpus, limit_per_condition, part)
     recognizers = make_recognizers(model_dir, variants, beam, lm_weights, lm_insertion_bonus)
     variants = list(recognizers)
     sample_rate = next(iter(recognizers.values())).config.feature_config.sample_rate
@@ -183,6 +196,7 @@ def evaluate(
             "beam": beam,
             "biasing": False,
             "limit_per_condition": limit_per_condition,
+            "dev_part": part,
             "lm_weights": list(lm_weights) or None,
             "lm_insertion_bonus": lm_insertion_bonus,
             "lm": {
@@ -311,6 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--lm-insertion-bonus", type=float, default=None, help="default: the recognizer's")
     parser.add_argument(
+        "--part",
+        choices=DEV_PARTS,
+        default="test",
+        help="which half of each condition: test (even rows, reported), tune (odd rows, for settings), all",
+    )
+    parser.add_argument(
         "--peers", action="store_true", help="also pocketsphinx and Whisper on the same clips (bench extra)"
     )
     args = parser.parse_args(argv)
@@ -328,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.peers,
             args.lm_weight,
             args.lm_insertion_bonus,
+            args.part,
         )
     except (FileNotFoundError, ModelNotFoundError, ModelFormatError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -54,8 +54,8 @@ class RnntConfig:
     joiner_dim: int = 256
     dropout: float = 0.1  # between LSTM layers and on the encoder output (training only)
     # LayerNorm on the LSTM input and the variance-preserving LSTM init (docs/TRAINING_LOG.md, session
-    # 2). Off for the tiny test fixture: the edge processor (firmware_sim) has no LayerNorm op yet, and
-    # the compression tests compile the tiny encoder to an image.
+    # 2). Off for the tiny test fixture (its tests predate them); the edge processor (firmware_sim)
+    # compiles either (its integer LAYER_NORM op; tests/test_compress_export.py covers both).
     input_norm: bool = True
     scaled_init: bool = True
 
@@ -329,8 +329,16 @@ def greedy_decode(
     model: RnntModel, features: Tensor, lengths: Tensor, max_symbols_per_frame: int = 1
 ) -> list[list[int]]:
     """Batched greedy search (at most ``max_symbols_per_frame`` per encoder frame, like the runtime)."""
-    config = model.config
     encoder_out, frame_lengths = model.encode(features, lengths)
+    return greedy_decode_frames(model, encoder_out, frame_lengths, max_symbols_per_frame)
+
+
+@torch.no_grad()
+def greedy_decode_frames(
+    model: RnntModel, encoder_out: Tensor, frame_lengths: Tensor, max_symbols_per_frame: int = 1
+) -> list[list[int]]:
+    """:func:`greedy_decode` on given encoder frames ``[B, T', joiner_dim]`` (e.g. from an int8 encoder)."""
+    config = model.config
     batch = encoder_out.shape[0]
     context = torch.full((batch, config.context_size), config.blank_id, dtype=torch.long)
     predictor_out = model.predictor(context)

@@ -5,12 +5,15 @@
 Later stages start from it on a fresh machine (``checkpoints/`` is not in git): copy it to
 ``checkpoints/rnnt/last.pt`` to continue training (``make train`` resumes; AdamW's moments are
 rebuilt), or give it to ``models.compress`` as ``--init``. Everything else a resume needs stays:
-weights, CTC head, step/epoch/phase, RNG states, configs, normaliser and tokenizer.
+weights, CTC head, step/epoch/phase, RNG states, configs, normaliser and tokenizer, and the run's
+``log.jsonl`` (without its feature-cache lines): a resumed run appends to it, so the export and the
+model card still see the whole history (the ``start`` event's data figures, every dev line).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +27,13 @@ def slim(source: Path, target: Path) -> int:
     """Write ``source`` minus the optimizer state to ``target``; return the new size in bytes."""
     payload = torch.load(source, weights_only=False)
     payload.pop("optimizer", None)
+    log = source.parent / "log.jsonl"
+    if log.exists():
+        payload["log"] = "".join(
+            line + "\n"
+            for line in log.read_text().splitlines()
+            if line.strip() and json.loads(line).get("event") != "cache"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, target)
     return target.stat().st_size
@@ -43,6 +53,8 @@ def restore(source: Path, out_dir: Path) -> None:
     save_stats(
         NormalizerStats(mean=tuple(stats["mean"]), std=tuple(stats["std"])), out_dir / "normalizer.json"
     )
+    if payload.get("log"):
+        (out_dir / "log.jsonl").write_text(str(payload["log"]))
     torch.save(payload, out_dir / "last.pt")
 
 

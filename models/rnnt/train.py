@@ -63,6 +63,8 @@ from models.rnnt.model import (
 from models.rnnt.tokenizer import TOKENIZER_FILE, load_tokenizer, train_tokenizer
 from models.rnnt.wer import error_rate
 
+REWARM_STEPS = 100  # learning-rate ramp after resuming without optimizer state
+
 
 @dataclass
 class TrainConfig:
@@ -411,6 +413,9 @@ def train(
         betas=(0.9, 0.98),
     )
     state = TrainState(phase="clean" if config.curriculum and clean_indices else "full")
+    # Fresh AdamW moments (a slimmed checkpoint) at a mid-cosine rate would take a few outsized steps:
+    # ramp the rate up again over ``REWARM_STEPS`` from the resumed step.
+    rewarm_from: int | None = None
     augment_generator = torch.Generator().manual_seed(config.seed)
     if checkpoint is not None:
         if RnntConfig(**checkpoint["model_config"]) != model_config:
@@ -422,6 +427,8 @@ def train(
         else:  # a committed, slimmed checkpoint (models/checkpoints/): the moments are rebuilt quickly
             log.write("warning", message=f"{checkpoint_path} has no optimizer state: fresh AdamW moments")
         state = TrainState(**checkpoint["state"])
+        if "optimizer" not in checkpoint:
+            rewarm_from = state.step
         torch.set_rng_state(checkpoint["rng"]["torch"])
         augment_generator.set_state(checkpoint["rng"]["augment"])
         random.setstate(checkpoint["rng"]["python"])
@@ -505,6 +512,8 @@ def train(
         if state.warmup_end_s is None and state.step >= config.warmup_steps:
             state.warmup_end_s = state.elapsed_s
         lr = learning_rate(config, state.step, decay_progress(config, state, budget_s))
+        if rewarm_from is not None:
+            lr *= min(1.0, (state.step - rewarm_from + 1) / REWARM_STEPS)
         # hooks (pruning ramps, regularisers) follow the whole budget, warmup included
         progress = state.step / config.max_steps if config.max_steps > 0 else state.elapsed_s / budget_s
         for group in optimizer.param_groups:
