@@ -4,15 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CORPUS ?= data/corpus
-# what the shipped recognizer was trained on (make data-medium)
+# what the shipped recognizer was trained on (make data-medium), and its budget in minutes (72 + 48 resumed)
 TRAIN_CORPUS ?= data/corpus-medium
-TRAIN_MINUTES ?= 72
+TRAIN_MINUTES ?= 120
 JOBS ?= 2
 WAKE ?= hey jarvis
 
 .PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
-        data data-small data-medium voices train export eval-biasing eval-latency eval-wake eval-dispatch \
-        eval-compression compress compress-export train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume \
+        data data-small data-medium data-large voices train export eval-biasing eval-latency eval-latency-tune eval-wake eval-dispatch \
+        eval-compression compress compress-export eval-hardware train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume \
         lm lm-sweep
 
 $(VENV)/bin/activate:
@@ -62,6 +62,9 @@ data-small: voices
 
 data-medium: voices
 	$(PY) -m models.corpus.build --out data/corpus-medium --jobs $(JOBS) --profile medium
+
+data-large: voices
+	$(PY) -m models.corpus.build --out data/corpus-large --jobs $(JOBS) --profile large
 
 ## train / export the recognizer (resumes from checkpoints/)
 train:
@@ -121,17 +124,26 @@ eval-biasing:
 		--out docs/results $(BIASING_ARGS)
 
 ## train-wake: a wake model for $(WAKE) from synthetic speech → models/wake/<id> (make train-wake WAKE="hey computer")
+## (the corpus build's train utterances join the negatives when it exists; WAKE_ARGS="--report F.json" etc.)
 WAKE_PROFILE ?= full
+WAKE_CORPUS ?= data/corpus-medium
 train-wake: voices
-	$(PY) -m models.wakeword.train --phrase "$(WAKE)" --profile $(WAKE_PROFILE)
+	$(PY) -m models.wakeword.train --phrase "$(WAKE)" --profile $(WAKE_PROFILE) \
+		$(if $(wildcard $(WAKE_CORPUS)/train.jsonl),--corpus $(WAKE_CORPUS) --corpus-negatives 6000) $(WAKE_ARGS)
 
 ## eval-wake: false rejects (reserved voices, clean + 10 dB), false accepts/h (3 h streams), dev-real, CPU, DET, pocketsphinx
+## (the pocketsphinx peer hears the positives and the first 0.25 h of the streams: it is the slow part)
+WAKE_EVAL_ARGS ?= --card --peer-hours 0.25 --unique-sentences 200
 eval-wake:
-	$(PY) -m models.wakeword.evaluate --phrase "$(WAKE)" --out docs/results
+	$(PY) -m models.wakeword.evaluate --phrase "$(WAKE)" --out docs/results $(WAKE_EVAL_ARGS)
 
 ## eval-latency: end of speech → intent, final only vs speculative + final, on dev streams with pauses → docs/results/latency.{json,md}
 eval-latency:
 	$(PY) -m models.eval.latency --out docs/results
+
+## eval-latency-tune: the [endpoint] sweep on dev streams disjoint from eval-latency's → docs/results/latency_tune.{json,md}
+eval-latency-tune:
+	$(PY) -m models.eval.latency_tune --out docs/results
 
 ## eval-compression: float vs PTQ / fake-quant / regularised QAT (8, 6, 4 bits), sparsity 50-90 %, small-dense,
 ## sizes, onnxruntime int8 forms, firmware_sim → docs/results/compression.{json,md} (resumable; docs/compression.md)
@@ -154,6 +166,16 @@ compress:
 
 compress-export:
 	$(PY) -m models.compress.export --checkpoint $(CHECKPOINT) --out $(OUT) --corpus $(CORPUS)
+
+## eval-hardware: the shipped encoder on firmware_sim, dense vs magnitude-pruned (bit-exact vs the int8 reference,
+## DRAM, skipped MACs, cycles per s of audio, image size, int8 vs float) and in onnxruntime's int8 forms
+## → docs/results/hardware.{json,md}, images in checkpoints/compress/hardware/ (~20 min on 2 busy cores; use nice)
+HARDWARE_CHECKPOINT ?= models/checkpoints/rnnt-last.pt
+HARDWARE_CORPUS ?= $(TRAIN_CORPUS)
+HARDWARE_ARGS ?= --sparsity 0.7 0.9
+eval-hardware:
+	$(PY) -m models.compress.hardware --checkpoint $(HARDWARE_CHECKPOINT) --corpus $(HARDWARE_CORPUS) \
+		--out docs/results $(HARDWARE_ARGS)
 
 ## bench: RTF of the daemon's recognizer path on one thread and peak RSS of `assistant transcribe`, per variant of
 ## models/asr, on samples/*.wav → docs/results/bench.{json,md}

@@ -186,10 +186,25 @@ class BiasingConfig(_Section):
 
 class EndpointConfig(_Section):
     speculative_trailing_ms: int = Field(
-        default=300, ge=0, description="Trailing silence after which the speculative end-point fires (ms)."
+        default=250,
+        ge=0,
+        description="Trailing silence after which the speculative end-point fires (ms); 0: no speculation.",
+    )
+    complete_intent_trailing_ms: int = Field(
+        default=100,
+        ge=10,
+        description="Trailing silence enough for the speculative end-point when the words so far already"
+        " parse as a complete intent (ms; capped at speculative_trailing_ms).",
     )
     final_trailing_ms: int = Field(
-        default=600, ge=10, description="Trailing silence after which the utterance is final (ms)."
+        default=850, ge=10, description="Trailing silence after which the utterance is final (ms)."
+    )
+    speech_margin_db: float = Field(
+        default=12.0,
+        ge=0.0,
+        lt=60.0,
+        description="For the end-pointers a frame is speech only this far above the noise floor (dB) and"
+        " when the VAD says so, so steady noise the VAD calls speech still ends a command; 0 turns it off.",
     )
     max_utterance_s: float = Field(
         default=10.0, gt=0.0, description="Force a final end-point after this much audio in a session."

@@ -11,6 +11,10 @@ The flow of one frame (DESIGN.md §2)::
                     └───► recognizer (every frame: the encoder    │
                           sees the whole stream, wake audio too) ─┘ partial, trailing blanks
 
+Beside the VAD, an optional noise floor (``endpoint.NoiseFloor``, ``from_config`` adds it) follows
+the energy of every frame; the end-pointers get each frame's level above it, so steady noise that
+webrtcvad calls speech does not hold a session open.
+
 States::
 
     IDLE ──wake (or speech onset without wake)──► LISTENING ──speculative end-point──► SPECULATED
@@ -75,7 +79,7 @@ from assistant.audio.frames import FRAME_S, AudioFrame
 from assistant.config import AssistantConfig
 from assistant.dispatch import DispatchResult, result_event
 from assistant.dispatch_protocol import Hypothesis
-from assistant.endpoint import EndpointDecision, EndpointerConfig, EndpointInput
+from assistant.endpoint import EndpointDecision, EndpointerConfig, EndpointInput, NoiseFloor
 from assistant.endpoint import Endpointer as DualEndpointer
 from assistant.events import (
     Endpoint,
@@ -342,8 +346,10 @@ class Pipeline:
         options: PipelineOptions | None = None,
         features: FeatureConfig = FEATURES,
         event_id: Callable[[], str] = new_event_id,
+        noise_floor: NoiseFloor | None = None,
     ) -> None:
         self.vad = vad
+        self.noise_floor = noise_floor
         self.endpointer = endpointer
         self.wake = wake
         self.recognizer = recognizer
@@ -380,6 +386,8 @@ class Pipeline:
             recognizer.reset_stream()
         if wake is not None:
             wake.reset()
+        if noise_floor is not None:
+            noise_floor.reset()
         self.configured_names = names or Names()
         self.names = Names()
         self._vocabulary = UserVocabulary()
@@ -398,14 +406,17 @@ class Pipeline:
         biasing_for: BiasingBuilder | None = None,
     ) -> Pipeline:
         """The standard composition: webrtcvad with the configured hangover, the speculative and
-        final end-pointers of ``[endpoint]``, the names of ``[biasing]``."""
+        final end-pointers of ``[endpoint]`` (with the noise floor their energy test needs), the
+        names of ``[biasing]``."""
         vad = VoiceActivityDetector(
             aggressiveness=config.vad.aggressiveness,
             hangover_frames=round(config.vad.hangover_ms / (FRAME_S * 1000)),
         )
+        pointers = EndpointerConfig.from_config(config.endpoint)
         return cls(
             vad=vad,
-            endpointer=DualEndpointer(EndpointerConfig.from_config(config.endpoint)),
+            endpointer=DualEndpointer(pointers),
+            noise_floor=NoiseFloor() if pointers.speech_margin_db > 0 else None,
             site_id=config.site_id,
             stream_id=stream_id,
             wall_clock=wall_clock,
@@ -460,6 +471,8 @@ class Pipeline:
         self._end_s = frame.end_s
         events: list[EventBase] = []
         speech = self.vad.is_speech(frame.samples)
+        # The floor follows every frame, in sessions or not, so it is known when a session opens.
+        level_db = self.noise_floor.level_db(frame.samples) if self.noise_floor is not None else math.inf
         onset, offset = speech and not self._in_speech, self._in_speech and not speech
         self._in_speech = speech
         features = self._extractor.accept(frame.samples) if self._extractor is not None else None
@@ -518,7 +531,7 @@ class Pipeline:
             if self.recognizer is not None:
                 trailing = self.recognizer.trailing_blank_frames
             for decision in self.endpointer.update(
-                EndpointInput(speech, trailing, complete, self._utterance_frames)
+                EndpointInput(speech, trailing, complete, self._utterance_frames, level_db)
             ):
                 events.extend(self._on_decision(decision, frame.end_s))
         return events

@@ -119,6 +119,17 @@ def test_the_partial_follows_the_audio_and_trailing_blanks_count_10ms_frames(tok
     assert recognizer.trailing_blank_frames == (15 - last_token_frame) * 4
 
 
+def test_frames_waiting_for_the_next_chunk_count_as_trailing_blanks(tokenizer: Tokenizer) -> None:
+    # Otherwise the count stands still for a chunk at a time and every end-point waits for the
+    # next chunk boundary; a token in those frames shows up as a drop once the chunk is decoded.
+    script = speak(tokenizer, "call bob", first_frame=1)
+    recognizer = recognizer_for(tokenizer, script)
+    recognizer.accept_frames(features(CHUNK * 8))
+    decoded = recognizer.trailing_blank_frames
+    recognizer.accept_frames(features(5))
+    assert recognizer.trailing_blank_frames == decoded + 5
+
+
 def test_finalize_decodes_the_buffered_tail_without_disturbing_the_stream(tokenizer: Tokenizer) -> None:
     ids = tokenizer.encode("call ann")
     script = dict(enumerate(ids, start=1))

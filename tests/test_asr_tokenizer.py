@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,21 @@ def test_several_distinct_tokenizations_that_spell_the_same_name(tokenizer: Toke
     assert len({tuple(s) for s in spellings}) == len(spellings)
     assert all(tokenizer.decode(s) == "siobhan" for s in spellings)
     assert tokenizer.tokenizations("Siobhan", count=4) == spellings  # deterministic
+
+
+def test_tokenizations_are_the_same_in_every_process() -> None:
+    """The biasing graph must not change from run to run (sentencepiece's sampler did)."""
+    script = (
+        "from assistant.asr.tokenizer import Tokenizer; "
+        f"t = Tokenizer.train({TEXTS!r}, vocab_size=40); "
+        "print([t.tokenizations(n, 4) for n in ('siobhan', 'nanoleaf panels', 'kitchen light')])"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert all(len(spellings) > 1 for spellings in ast.literal_eval(runs[0]))  # several per name
 
 
 def test_phrases_are_put_in_spoken_form_first(tokenizer: Tokenizer) -> None:

@@ -16,6 +16,7 @@ from models.eval.biasing import (
     name_scores,
     plain_scores,
     select,
+    settings,
     user_names,
 )
 
@@ -117,3 +118,13 @@ def test_the_encoder_memo_runs_each_chunk_once_and_returns_the_same() -> None:
     assert np.array_equal(first[0], again[0])
     memo.encode_chunk(chunk, first[1])  # same features, other state: a different chunk
     assert model.calls == 2
+
+
+def test_the_daemon_setting_with_the_lm_is_measured_only_when_there_is_an_lm() -> None:
+    from assistant.asr.biasing import BiasingOptions
+
+    base = BiasingOptions()
+    assert not any(s.lm for s in settings(base))
+    with_lm = {s.name: s for s in settings(base, with_lm=True) if s.lm}
+    assert with_lm["LM, no biasing"].options is None
+    assert with_lm["LM + biasing (daemon defaults)"].options == base

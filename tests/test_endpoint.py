@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
 from assistant.config import EndpointConfig
-from assistant.endpoint import EndpointDecision, Endpointer, EndpointerConfig, EndpointInput
+from assistant.endpoint import (
+    EndpointDecision,
+    Endpointer,
+    EndpointerConfig,
+    EndpointInput,
+    NoiseFloor,
+    frame_energy_db,
+)
 
-CONFIG = EndpointerConfig()  # the defaults: speculative 400 ms, complete intent 150 ms, final 600 ms
+# Round numbers, so the tests read as arithmetic (the defaults are tuned: tested on their own below).
+CONFIG = EndpointerConfig(speculative_trailing_ms=400, complete_intent_trailing_ms=150, final_trailing_ms=600)
 
 
 def speech(ms: int) -> list[bool]:
@@ -21,14 +30,19 @@ def silence(ms: int) -> list[bool]:
 
 
 def frames(
-    vad: Sequence[bool], *, decoder_lag: int = 0, complete_from: int | None = None
+    vad: Sequence[bool],
+    *,
+    decoder_lag: int = 0,
+    complete_from: int | None = None,
+    levels_db: Sequence[float] | None = None,
 ) -> list[EndpointInput]:
     """Inputs for a VAD sequence; the decoder's last token lands ``decoder_lag`` frames after the
-    last speech frame, and the 1-best parses as a complete intent from frame ``complete_from`` on."""
+    last speech frame, and the 1-best parses as a complete intent from frame ``complete_from`` on;
+    ``levels_db``: each frame's energy above the noise floor (not measured when None)."""
     inputs = []
     last_speech = -1
     for i, is_speech in enumerate(vad):
-        if is_speech:
+        if is_speech and (levels_db is None or levels_db[i] >= CONFIG.speech_margin_db):
             last_speech = i
         last_token = min(i, last_speech + decoder_lag) if last_speech >= 0 else -1
         inputs.append(
@@ -37,6 +51,7 @@ def frames(
                 trailing_blank_frames=i - last_token,
                 hypothesis_is_complete_intent=complete_from is not None and i >= complete_from,
                 utterance_frames=i + 1,
+                level_db=float("inf") if levels_db is None else levels_db[i],
             )
         )
     return inputs
@@ -169,7 +184,7 @@ def test_at_most_one_speculative_per_segment() -> None:
 
 
 def test_speculation_off_gives_only_the_final_end_point() -> None:
-    config = EndpointerConfig(speculative_trailing_ms=0, complete_intent_trailing_ms=0)
+    config = EndpointerConfig(speculative_trailing_ms=0, complete_intent_trailing_ms=0, final_trailing_ms=600)
     decisions = run(frames(speech(500) + silence(1000), complete_from=10), Endpointer(config))
     assert summary(decisions) == [("final", "trailing_silence", 50 + 60)]
     assert (
@@ -178,7 +193,9 @@ def test_speculation_off_gives_only_the_final_end_point() -> None:
 
 
 def test_frame_ms_scales_thresholds() -> None:
-    config = EndpointerConfig(frame_ms=20)
+    config = EndpointerConfig(
+        speculative_trailing_ms=400, complete_intent_trailing_ms=150, final_trailing_ms=600, frame_ms=20
+    )
     vad = [True] * 20 + [False] * 40
     decisions = run(frames(vad), Endpointer(config))
     assert summary(decisions) == [
@@ -198,11 +215,13 @@ def test_frame_ms_scales_thresholds() -> None:
         {"max_utterance_ms": 0},
         {"no_speech_timeout_ms": -1},
         {"frame_ms": 0},
+        {"speech_margin_db": -1.0},
+        {"speech_margin_db": 60.0},
     ],
 )
-def test_inconsistent_config_is_refused(kwargs: dict[str, int]) -> None:
+def test_inconsistent_config_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        EndpointerConfig(**kwargs)
+        EndpointerConfig(**kwargs)  # type: ignore[arg-type]
 
 
 def test_config_from_the_daemon_endpoint_section() -> None:
@@ -215,3 +234,132 @@ def test_config_from_the_daemon_endpoint_section() -> None:
     assert config.complete_intent_trailing_ms <= config.speculative_trailing_ms
     short = EndpointerConfig.from_config(EndpointConfig(speculative_trailing_ms=100, final_trailing_ms=200))
     assert short.complete_intent_trailing_ms == 100
+
+
+# --------------------------------------------------------------------------- the defaults
+
+
+def test_the_defaults_are_the_daemon_sections() -> None:
+    assert EndpointerConfig.from_config(EndpointConfig()) == EndpointerConfig()
+
+
+def test_the_default_final_lets_a_600_ms_pause_through_and_speculation_leads_it() -> None:
+    defaults = EndpointerConfig()
+    assert defaults.final_trailing_ms > 600
+    assert (
+        defaults.complete_intent_trailing_ms < defaults.speculative_trailing_ms < defaults.final_trailing_ms
+    )
+    decisions = run(frames(speech(700) + silence(600) + speech(500) + silence(1500)), Endpointer(defaults))
+    finals = [d for d in decisions if d.kind == "final"]
+    assert [(d.reason, d.utterance_frames) for d in finals] == [
+        ("trailing_silence", 180 + defaults.frames(defaults.final_trailing_ms))
+    ]
+
+
+# --------------------------------------------------------------------------- speech resumed
+
+
+def test_a_token_decoded_mid_chunk_after_a_speculative_end_point_is_resumed_speech() -> None:
+    # The decoder reports a chunk at a time: a token in its middle drops the trailing blanks from
+    # 20 to 6 (the frames after it), never to 0. Any drop means the user went on.
+    pointer = Endpointer(CONFIG)
+    decisions = run(frames(speech(500) + silence(450))[:95], pointer)
+    assert [d.kind for d in decisions] == ["speculative"]
+    late_token = EndpointInput(
+        vad_speech=False, trailing_blank_frames=6, hypothesis_is_complete_intent=False, utterance_frames=96
+    )
+    resumed = pointer.update(late_token)
+    assert [(d.kind, d.reason, d.trailing_silence_frames) for d in resumed] == [
+        ("resumed", "speech_resumed", 6)
+    ]
+    # Re-armed: the speculative end-point fires again once the new silence is long enough.
+    more = [EndpointInput(False, 6 + i, False, 96 + i) for i in range(1, 40)]
+    assert [(d.kind, d.utterance_frames) for d in run(more, pointer)] == [("speculative", 96 + 34)]
+
+
+def test_trailing_silence_that_keeps_growing_never_resumes() -> None:
+    # Chunked decoding must not look like speech: the count grows by one a frame, however it is fed.
+    pointer = Endpointer(CONFIG)
+    decisions = run(frames(speech(300) + silence(590)), pointer)
+    assert [d.kind for d in decisions] == ["speculative"]
+
+
+# --------------------------------------------------------------------------- the noise floor
+
+
+def steady_noise_after_speech(speech_ms: int, noise_ms: int, noise_level_db: float) -> list[EndpointInput]:
+    """The VAD says speech all along (as webrtcvad does in steady noise at 10 dB SNR); the speech
+    stands 20 dB above the floor, the noise after it ``noise_level_db``; the decoder went quiet."""
+    n_speech, n_noise = speech_ms // 10, noise_ms // 10
+    levels = [20.0] * n_speech + [noise_level_db] * n_noise
+    return frames([True] * (n_speech + n_noise), levels_db=levels)
+
+
+def test_steady_noise_the_vad_calls_speech_still_ends_the_command() -> None:
+    decisions = run(steady_noise_after_speech(800, 1000, noise_level_db=3.0))
+    assert summary(decisions) == [
+        ("speculative", "trailing_silence", 80 + 40),
+        ("final", "trailing_silence", 80 + 60),
+    ]
+
+
+def test_without_the_energy_test_steady_noise_holds_the_session_open_until_max_length() -> None:
+    config = EndpointerConfig(
+        speculative_trailing_ms=400, final_trailing_ms=600, speech_margin_db=0.0, max_utterance_ms=3000
+    )
+    inputs = steady_noise_after_speech(800, 3000, noise_level_db=3.0)
+    inputs = [EndpointInput(i.vad_speech, 0, False, i.utterance_frames, i.level_db) for i in inputs]
+    assert summary(run(inputs, Endpointer(config))) == [("final", "max_length", 300)]
+
+
+def test_noise_bursts_above_the_margin_count_as_speech() -> None:
+    # A clatter 15 dB above the floor that the VAD calls speech is speech: the command is not over.
+    levels = [20.0] * 80 + [3.0] * 30 + [15.0] * 5 + [3.0] * 100
+    decisions = run(frames([True] * len(levels), levels_db=levels))
+    assert summary(decisions)[-1] == ("final", "trailing_silence", 115 + 60)
+
+
+def test_a_quiet_frame_the_vad_calls_silence_is_silence_whatever_its_level() -> None:
+    levels = [20.0] * 215
+    decisions = run(frames(speech(800) + silence(1350), levels_db=levels))
+    assert summary(decisions)[-1] == ("final", "trailing_silence", 80 + 60)
+
+
+def test_noise_floor_follows_rising_noise_but_not_speech() -> None:
+    floor = NoiseFloor(window_frames=100, percentile=10.0, min_floor_db=-70.0)
+    quiet = [floor.update(-50.0) for _ in range(100)]
+    assert quiet[-1] == -50.0
+    # Two seconds of talk over that room do not lift the floor: its pauses keep a fifth of the window quiet.
+    talk = [floor.update(-20.0 if i % 5 else -50.0) for i in range(200)]
+    assert max(talk) == -50.0
+    # The dishwasher starts: not one clatter lifts the floor, but within the window it is the new noise.
+    louder = [floor.update(-35.0) for _ in range(100)]
+    assert louder[0] == -50.0 and louder[-1] == -35.0
+
+
+def test_noise_floor_of_digital_silence_is_the_quietest_microphone() -> None:
+    floor = NoiseFloor(min_floor_db=-70.0)
+    silent = np.zeros(160, np.int16)
+    assert floor.update(frame_energy_db(silent)) == -70.0
+    assert floor.level_db(silent) == 0.0
+    faint_word = np.full(160, 100, np.int16)  # -50.3 dBFS: 19.7 dB above the floor
+    assert floor.level_db(faint_word) == pytest.approx(19.7, abs=0.05)
+
+
+def test_noise_floor_reset_forgets_the_stream() -> None:
+    floor = NoiseFloor(window_frames=10, percentile=0.0)
+    for _ in range(10):
+        floor.update(-30.0)
+    floor.reset()
+    assert floor.update(-60.0) == -60.0
+
+
+def test_frame_energy_db_is_relative_to_full_scale() -> None:
+    assert frame_energy_db(np.full(160, 32767, np.int16)) == pytest.approx(0.0, abs=0.01)
+    assert frame_energy_db(np.zeros(160, np.int16)) == pytest.approx(-100.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"window_frames": 0}, {"percentile": -1.0}, {"percentile": 101.0}])
+def test_noise_floor_refuses_bad_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        NoiseFloor(**kwargs)  # type: ignore[arg-type]

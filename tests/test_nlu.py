@@ -366,6 +366,8 @@ def test_posteriors_are_a_softmax() -> None:
         "what's the weather in",
         "turn on the blender",
         "um",
+        "how tall is mount",  # a bare question can always go on
+        "hey can on nee",  # ... and reads most garbage
     ],
 )
 def test_incomplete_hypotheses(text: str) -> None:
@@ -386,6 +388,13 @@ def test_incomplete_hypotheses(text: str) -> None:
 )
 def test_complete_hypotheses(text: str) -> None:
     assert is_complete_intent(text, VOCAB)
+
+
+def test_a_bare_question_is_understood_but_never_complete() -> None:
+    # The end-pointer must not hurry a question no rule reads: it has no end the grammar knows.
+    parsed = parse("how tall is mount everest", VOCAB)
+    assert parsed is not None and parsed.name == "GeneralQuestion" and not parsed.complete
+    assert not is_complete_intent("how tall is mount everest", VOCAB)
 
 
 # --------------------------------------------------------------------------- the grammar itself

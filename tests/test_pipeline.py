@@ -23,7 +23,7 @@ from assistant.audio.frames import AudioFrame
 from assistant.config import AssistantConfig
 from assistant.dispatch import Dispatcher, DispatchResult, RoutingPolicy
 from assistant.dispatch_protocol import Hypothesis, Vocabulary
-from assistant.endpoint import Endpointer, EndpointerConfig
+from assistant.endpoint import Endpointer, EndpointerConfig, NoiseFloor
 from assistant.events import Endpoint, EventBase, Intent, IntentRetracted, LatticeEvent
 from assistant.pipeline import Names, Pipeline, PipelineOptions, PipelineState, normalized_text
 from assistant.wake.trigger import WakeDetection
@@ -636,6 +636,38 @@ def test_vad_only_pauses_shorter_than_the_final_silence_stay_in_one_session() ->
         ("speech_ended", 0.17, "test-2"),
         ("endpoint:final:trailing_silence", 0.22, "test-2"),
     ]
+
+
+def noisy_stream(noise_before: int, speech: int, noise_after: int) -> list[np.ndarray]:
+    """Frames of steady noise (-40 dBFS), a "word" 30 dB louder, and the noise again."""
+    rng = np.random.default_rng(7)
+    noise = [np.round(rng.normal(0, 328, 160)).astype(np.int16) for _ in range(noise_before + noise_after)]
+    word = [np.round(10_000 * np.sin(np.arange(160) * 0.3)).astype(np.int16)] * speech
+    return noise[:noise_before] + word + noise[noise_before:]
+
+
+def test_steady_noise_the_vad_calls_speech_still_ends_the_session_with_a_noise_floor() -> None:
+    # webrtcvad calls steady noise at 10 dB SNR speech for seconds: the end-pointers' energy test
+    # (9 dB above the floor the pipeline follows on every frame) still hears the command end.
+    pointers = EndpointerConfig(
+        speculative_trailing_ms=0, final_trailing_ms=60, max_utterance_ms=1000, speech_margin_db=9.0
+    )
+    for floor, expected in [
+        (NoiseFloor(window_frames=50), ("endpoint:final:trailing_silence", 0.56)),  # 60 ms after the word
+        (None, ("endpoint:final:max_length", 1.0)),  # the VAD alone: only the length limit ends it
+    ]:
+        pipeline, vad = make_pipeline(pointers=pointers, noise_floor=floor)
+        frames = noisy_stream(30, 20, 100)
+        vad.script.extend([True] * len(frames))
+        events = [e for i, f in enumerate(frames) for e in pipeline.process(AudioFrame(i, f))]
+        assert [row[:2] for row in summary(events) if row[0].startswith("endpoint")] == [expected]
+
+
+def test_from_config_follows_the_noise_floor_only_when_the_energy_test_is_on() -> None:
+    on = Pipeline.from_config(AssistantConfig(), stream_id="s", wall_clock=lambda: 0.0)
+    off_config = AssistantConfig.model_validate({"endpoint": {"speech_margin_db": 0}})
+    off = Pipeline.from_config(off_config, stream_id="s", wall_clock=lambda: 0.0)
+    assert isinstance(on.noise_floor, NoiseFloor) and off.noise_floor is None
 
 
 def test_without_speech_nothing_happens() -> None:

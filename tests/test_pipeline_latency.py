@@ -82,6 +82,10 @@ def test_rows_are_chosen_per_condition_and_interleaved() -> None:
         ("slt_clean", "0001"),
     ]
     assert json.dumps(chosen)  # rows stay plain data
+    # The tuning subset: the rows after the reported ones, never the same.
+    tune = select_rows(rows, 2, skip=2)
+    assert [r["audio"][2:6] for r in tune] == ["0002", "0002"]
+    assert not {r["audio"] for r in tune} & {r["audio"] for r in chosen}
 
 
 def stream(speech_end_s: float = 1.0) -> Stream:
@@ -124,6 +128,7 @@ def test_a_confirmed_speculation_answers_at_the_speculative_intent() -> None:
     ]
     scored = score(stream(), StreamRun(events, 0.1, {}), "speculative")
     assert scored.answered_speculatively and scored.correct_intent and scored.correct_slots
+    assert scored.speculation_reason == "trailing_silence"  # the second speculative end-point's
     assert scored.latency_ms == pytest.approx(320.0)
     assert scored.waiting_ms == pytest.approx(300.0) and scored.compute_ms == pytest.approx(20.0)
     assert scored.early == {"speculative": True, "final": False}
@@ -153,3 +158,38 @@ def test_a_final_cut_inside_the_pause_is_an_early_cutoff_and_the_answer_is_the_l
     assert scored.early["final"] and scored.sessions == 2
     assert scored.answer == "HassTurnOff" and not scored.correct_intent
     assert scored.latency_ms == pytest.approx(750.0) and not scored.answered_speculatively
+
+
+def test_a_retraction_whose_redo_commits_the_same_intent_is_counted_as_such() -> None:
+    # The 1-best text changed (DESIGN.md §5 compares text), its meaning did not.
+    events = [
+        at(ListeningStarted(**common(0.2)), 0.2),  # type: ignore[arg-type]
+        at(Endpoint(**common(1.2), kind="speculative"), 1.21),  # type: ignore[arg-type]
+        at(intent(1.2, True), 1.21),
+        at(Endpoint(**common(1.6), kind="final"), 1.61),  # type: ignore[arg-type]
+        at(IntentRetracted(**common(1.6), name="HassTurnOn", reason="hypothesis_changed"), 1.61),  # type: ignore[arg-type]
+        at(intent(1.6, False), 1.62),
+    ]
+    scored = score(stream(), StreamRun(events, 0.1, {}), "speculative")
+    assert scored.same_answer_retractions == 1 and scored.retractions["hypothesis_changed"] == 1
+    assert not scored.answered_speculatively and scored.latency_ms == pytest.approx(620.0)
+
+
+def test_only_the_commands_own_session_left_open_counts_as_open_at_the_end() -> None:
+    later = {"site_id": "e", "session_id": "s-2"}
+    answered = [
+        at(ListeningStarted(**common(0.2)), 0.2),  # type: ignore[arg-type]
+        at(Endpoint(**common(1.8), kind="final"), 1.8),  # type: ignore[arg-type]
+        at(intent(1.8, False), 1.8),
+    ]
+    noise_session = [
+        at(ListeningStarted(**later, audio_time_s=2.0), 2.0),  # type: ignore[arg-type]
+        at(Endpoint(**later, audio_time_s=3.0, kind="final", reason="end_of_stream"), 3.0),  # type: ignore[arg-type]
+    ]
+    assert not score(stream(), StreamRun(answered + noise_session, 0.1, {}), "final_only").end_of_stream
+    never_closed = [
+        at(ListeningStarted(**common(0.2)), 0.2),  # type: ignore[arg-type]
+        at(Endpoint(**common(3.0), kind="final", reason="end_of_stream"), 3.0),  # type: ignore[arg-type]
+        at(intent(3.0, False), 3.0),
+    ]
+    assert score(stream(), StreamRun(never_closed, 0.1, {}), "final_only").end_of_stream

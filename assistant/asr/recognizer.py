@@ -218,8 +218,10 @@ class StreamingRecognizer:
 
     @property
     def trailing_blank_frames(self) -> int:
-        """10 ms frames since the best hypothesis last emitted a token, as of the last chunk."""
-        return self._search.trailing_blank_frames * self.config.subsampling
+        """10 ms frames since the best hypothesis last emitted a token. The frames buffered for the
+        next chunk count as blanks until it is decoded: otherwise the count would stand still for a
+        chunk (160 ms) at a time and every end-point would wait for the next chunk boundary."""
+        return self._search.trailing_blank_frames * self.config.subsampling + len(self._pending)
 
     def finalize(self) -> RecognitionResult:
         """The utterance so far as a final result: the buffered tail is decoded (zero-padded to a

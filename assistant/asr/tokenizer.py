@@ -165,7 +165,9 @@ class Tokenizer:
 
         A recognizer may write a rare name in pieces other than the tokenizer's favourite, so
         biasing adds several. Unigram models give their n-best segmentations; BPE models cannot,
-        so they draw BPE-dropout samples from a fixed seed (the same list every run).
+        so the alternatives split the usual segmentation's merged pieces back into smaller ones
+        (:meth:`_split_segmentations`). BPE-dropout sampling was tried first: sentencepiece's
+        sampler is not reproducible across processes, so the biasing graph changed from run to run.
         """
         text = to_spoken(phrase)
         canonical = self.encode(text)
@@ -173,11 +175,7 @@ class Tokenizer:
         try:
             candidates = [[int(i) for i in seq] for seq in self._sp.nbest_encode_as_ids(text, count)]
         except RuntimeError:
-            spm.set_random_generator_seed(1234)
-            candidates = [
-                [int(i) for i in self._sp.encode(text, enable_sampling=True, alpha=0.3)]
-                for _ in range(count * 4)
-            ]
+            candidates = self._split_segmentations(canonical)
         for candidate in [canonical, *candidates]:
             if len(found) >= count:
                 break
@@ -185,3 +183,31 @@ class Tokenizer:
             if candidate and candidate not in found and not self._silent[candidate].any():
                 found.append(candidate)
         return found
+
+    def _split_segmentations(self, canonical: list[int]) -> list[list[int]]:
+        """Deterministic alternatives to ``canonical``: every merged piece spelled in single
+        characters, then each merged piece split alone, left to right."""
+
+        def spelled(token: int) -> list[int] | None:
+            piece = self._pieces[token]
+            letters = piece.removeprefix(WORD_START)
+            if len(letters) < 2:
+                return None
+            first = WORD_START + letters[0] if piece.startswith(WORD_START) else letters[0]
+            ids = [self.piece_id(first), *(self.piece_id(c) for c in letters[1:])]
+            if any(self._silent[i] for i in ids):  # a letter the model has no piece of its own for
+                return None
+            return ids
+
+        splits: dict[int, list[int]] = {}
+        for position, token in enumerate(canonical):
+            ids = spelled(token)
+            if ids is not None:
+                splits[position] = ids
+        if not splits:
+            return []
+        every = [i for position, token in enumerate(canonical) for i in splits.get(position, [token])]
+        singles = [
+            [*canonical[:position], *ids, *canonical[position + 1 :]] for position, ids in splits.items()
+        ]
+        return [every, *singles]

@@ -87,7 +87,8 @@ class IntentParse:
     slots: list[Slot]
     score: float
     complete: bool = True
-    """False when a name is not in the user's vocabulary (a guess the end-pointer should not trust)."""
+    """False when the end-pointer should not trust it to be the whole command: a name that is not in
+    the user's vocabulary (a guess), or a bare question, which can always go on ("how tall is …")."""
 
     def slot(self, name: str) -> str | int | float | None:
         """The value of slot ``name``, or None."""
@@ -194,7 +195,8 @@ def parse(text: str, vocab: UserVocabulary) -> IntentParse | None:
     if best is None and words[0] in QUESTION_WORDS and len(words) > 2:
         query = " ".join(words)
         slot = Slot(name="query", value=query, raw_value=query, confidence=FREE_TEXT_CONFIDENCE)
-        return IntentParse("GeneralQuestion", [slot], round(BARE_QUESTION_WEIGHT * FREE_TEXT_CONFIDENCE, 4))
+        score = round(BARE_QUESTION_WEIGHT * FREE_TEXT_CONFIDENCE, 4)
+        return IntentParse("GeneralQuestion", [slot], score, complete=False)
     return None if best is None else best.parse
 
 

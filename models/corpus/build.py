@@ -147,6 +147,23 @@ PROFILES: dict[str, Profile] = {
             GroupPlan("background", "background", 150),
         ),
     ),
+    # ~10 h, ~5 h of it Kokoro (stock + ~60 generated speakers): medium's classic shards plus the
+    # natural voices the reserved ones are closest to; ~70 min on 2 cores.
+    "large": Profile(
+        shard_size=100,
+        dev_sentences=300,
+        generated_voices=60,
+        max_candidates=240,
+        streams=40,
+        groups=(
+            GroupPlan("espeak", "espeak", 2400),
+            GroupPlan("flite", "flite", 1800),
+            GroupPlan("festival", "festival", 1200),
+            GroupPlan("kokoro-stock", "kokoro-stock", 2400),
+            GroupPlan("background", "background", 150),
+            GroupPlan("kokoro-gen", "kokoro-generated", 3000),
+        ),
+    ),
     "small": Profile(
         shard_size=100,
         dev_sentences=300,

@@ -56,7 +56,7 @@ from assistant.asr.biasing import (
 from assistant.asr.context_graph import ContextGraph
 from assistant.asr.model_config import AsrModelConfig
 from assistant.asr.onnx_model import EncoderState, OnnxTransducer
-from assistant.asr.recognizer import StreamingRecognizer, TransducerModel
+from assistant.asr.recognizer import StreamingRecognizer, TransducerModel, load_language_model
 from assistant.asr.tokenizer import Tokenizer
 from assistant.frontend import LogMelExtractor
 from assistant.textnorm import to_spoken
@@ -218,9 +218,14 @@ def decode(
     graph: ContextGraph | None,
     *,
     bonus_before_pruning: bool = True,
+    lm_abstains_in_names: bool = False,
 ) -> tuple[list[str], float]:
     """1-best texts and the seconds it took."""
-    recognizer.options = dataclasses.replace(recognizer.options, bonus_before_pruning=bonus_before_pruning)
+    recognizer.options = dataclasses.replace(
+        recognizer.options,
+        bonus_before_pruning=bonus_before_pruning,
+        lm_abstains_in_names=lm_abstains_in_names,
+    )
     recognizer.set_biasing(graph)
     texts = []
     started = time.perf_counter()
@@ -285,9 +290,11 @@ class Setting:
     options: BiasingOptions | None  # None: no biasing
     bonus_before_pruning: bool = True
     sound_alikes: bool = True
+    lm: bool = False  # the command-domain LM fused too, as the daemon decodes
+    lm_abstains_in_names: bool = False  # the LM's penalties waived inside a partial name match
 
 
-def settings(base: BiasingOptions) -> list[Setting]:
+def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
     out = [
         Setting("no biasing", None),
         Setting("biasing", base),
@@ -304,6 +311,12 @@ def settings(base: BiasingOptions) -> list[Setting]:
         for boost in SWEEP
         if boost != base.boost_per_token
     )
+    if with_lm:  # what the daemon runs: the LM (lm.npz) on, without and with the list
+        out += [
+            Setting("LM, no biasing", None, lm=True),
+            Setting("LM + biasing (daemon defaults)", base, lm=True),
+            Setting("ablation: LM + biasing, LM abstains in names", base, lm=True, lm_abstains_in_names=True),
+        ]
     return out
 
 
@@ -314,6 +327,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tokenizer = Tokenizer.load(model.paths.tokenizer, model.config.blank_id)
     memo = EncoderMemo(model)
     recognizer = StreamingRecognizer.from_model(memo, tokenizer, beam=args.beam, nbest=4)
+    lm = None if args.tiny else load_language_model(model_dir, tokenizer)
+    lm_recognizer = (
+        StreamingRecognizer.from_model(memo, tokenizer, beam=args.beam, nbest=4, lm=lm)
+        if lm is not None
+        else None
+    )
 
     rows = load_rows(args.corpus)
     named, plain = select(rows, args.corpus, args.per_condition, args.seed)
@@ -323,7 +342,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     features = features_of([*named, *plain], recognizer)
 
     results = []
-    for setting in settings(base):
+    for setting in settings(base, with_lm=lm_recognizer is not None):
+        decoder = lm_recognizer if setting.lm and lm_recognizer is not None else recognizer
         graph = None
         build_s = 0.0
         if setting.options is not None:
@@ -331,15 +351,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             built = build_biasing_graph(names, tokenizer, setting.options, speller)
             build_s = time.perf_counter() - t0
             graph = built.graph if built is not None else None
-        name_texts, _ = decode(
-            recognizer, named, features, graph, bonus_before_pruning=setting.bonus_before_pruning
-        )
-        plain_texts, _ = decode(
-            recognizer, plain, features, graph, bonus_before_pruning=setting.bonus_before_pruning
-        )
+        flags = {
+            "bonus_before_pruning": setting.bonus_before_pruning,
+            "lm_abstains_in_names": setting.lm_abstains_in_names,
+        }
+        name_texts, _ = decode(decoder, named, features, graph, **flags)
+        plain_texts, _ = decode(decoder, plain, features, graph, **flags)
         results.append(
             {
                 "setting": setting.name,
+                "lm_weight": decoder.options.lm_weight,
                 "boost_per_token": setting.options.boost_per_token if setting.options else None,
                 "graph_nodes": graph.node_count if graph is not None else 0,
                 "graph_phrases": graph.phrase_count if graph is not None else 0,
@@ -450,6 +471,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['base_options']['max_boost_per_word']} per word, {report['base_options']['tokenizations']} "
         "tokenizations, sound-alikes on.",
         "",
+        "Rows decode without the command-domain LM unless they say LM (the daemon fuses it: the last rows). "
         "Name accuracy: the canonical name's spoken form appears in the 1-best (per name / per utterance). "
         "WER and false name insertions on the utterances without names.",
         "",
@@ -474,10 +496,15 @@ def markdown(report: dict[str, Any]) -> str:
         "WER on utterances without names, relative change with the list active (target ≤ +2 %):",
         "",
     ]
-    for condition in CONDITIONS:
-        before, after = base["plain"][condition]["wer"], biased["plain"][condition]["wer"]
-        change = "n/a" if not before else f"{(after - before) / before:+.1%}"
-        lines.append(f"- {condition}: {_pct(before)} → {_pct(after)} ({change})")
+    pairs = [("", base, biased)]
+    lm_rows = {r["setting"]: r for r in report["results"] if r.get("lm_weight")}
+    if {"LM, no biasing", "LM + biasing (daemon defaults)"} <= set(lm_rows):
+        pairs.append(("with the LM, ", lm_rows["LM, no biasing"], lm_rows["LM + biasing (daemon defaults)"]))
+    for label, without, with_list in pairs:
+        for condition in CONDITIONS:
+            before, after = without["plain"][condition]["wer"], with_list["plain"][condition]["wer"]
+            change = "n/a" if not before else f"{(after - before) / before:+.1%}"
+            lines.append(f"- {label}{condition}: {_pct(before)} → {_pct(after)} ({change})")
     speed = report["speed"]
     lines += [
         "",

@@ -67,6 +67,7 @@ from assistant.dispatch_protocol import Hypothesis, Vocabulary
 from assistant.mqtt import MqttEventPublisher
 from models.corpus.names import eval_names
 from models.corpus.text import Sentence, generate_sentences
+from models.results import write_results
 
 SITE = "eval"
 DEV_SEED = 20251124  # the dev sentences: fixed, so every run reads the same utterances
@@ -718,10 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging("warning")
     report = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dispatch.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "dispatch.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.out, "dispatch", report, markdown(report))
     failed = [row["scenario"] for row in report["scenarios"] if not row["exactly_one_event_each"]]
     if failed or not report["dead_cloud"]["meets_target"]:
         print(f"eval-dispatch: FAILED checks: {failed or 'dead-cloud latency'}", file=sys.stderr)

@@ -1,6 +1,10 @@
 """``make eval-latency``: end of speech → intent, with and without the speculative end-pointer.
 
-Streams are built from the dev corpus (reserved voices, every condition): each utterance gets a
+Streams are built from the dev corpus (``data/corpus``, else ``data/corpus-medium``, whose dev split
+holds the same reserved voices; every condition), from the first ``--per-condition`` rows of each
+condition (``--subset report``) or rows after the report's first ``REPORT_ROWS`` (``--subset
+tune``: what :mod:`models.eval.latency_tune` chooses the ``[endpoint]`` defaults on). Each
+utterance gets a
 pause of 300–600 ms inserted at a word gap and 1.5 s more of trailing background, so the sample
 where speech ends is known exactly. The gap is the longest run of quiet 10 ms frames (an energy
 VAD, 30 dB below the loudest frame) in the middle 60 % of the clean utterance, else its quietest frame.
@@ -22,9 +26,10 @@ the speculative ``intent`` that this commit confirmed, since an integrator acts 
 splits into **waiting** (audio: the end-point's time − the end of speech) and **compute** (the
 rest: processing backlog, the frame's own work, ``finalize``, NLU and dispatch).
 
-Also: early cut-off per end-pointer (an end-point before the end of speech), retractions and
-wasted dispatches, intent and intent+slot accuracy of the answer, and the NLU alone on the
-reference text (the ceiling the recognizer is measured against).
+Also: early cut-off per end-pointer (an end-point before the end of speech), retractions (and how
+many of them took back the very intent the redo committed), wasted dispatches, commands whose
+session no end-point closed before the stream ended, intent and intent+slot accuracy of the
+answer, and the NLU alone on the reference text (the ceiling the recognizer is measured against).
 
 With no recognizer installed in ``models/asr`` it runs with a tiny model trained in seconds
 (``models.rnnt.fixtures``): the timing machinery is real, the accuracy figures are not, and the
@@ -36,6 +41,7 @@ Writes ``<out>/latency.json`` and ``<out>/latency.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -59,6 +65,7 @@ from assistant.audio.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
 from assistant.config import AssistantConfig
 from assistant.daemon import biasing_builder
 from assistant.dispatch import Dispatcher
+from assistant.endpoint import EndpointerConfig
 from assistant.events import (
     Endpoint,
     EventBase,
@@ -71,6 +78,7 @@ from assistant.events import (
 from assistant.nlu import UserVocabulary, parse_nbest
 from assistant.pipeline import Pipeline
 from models.corpus.names import eval_names
+from models.results import write_results
 
 REPO = Path(__file__).resolve().parents[2]
 PAUSE_MS = (300, 600)
@@ -78,6 +86,8 @@ TRAILING_S = 1.5
 LEAD_FILL_S = 0.25
 SEED = 20240611
 MODES = ("final_only", "speculative")
+REPORT_ROWS = 40
+"""Rows per condition the report takes (``--per-condition``'s default); the tuning rows come after them."""
 KINDS = ("speculative", "final")
 
 FloatArray = npt.NDArray[np.float32]
@@ -101,9 +111,10 @@ def load_dev_rows(corpus: Path) -> tuple[list[dict[str, Any]], str]:
     return [row for row in rows if row.get("intent")], source
 
 
-def select_rows(rows: list[dict[str, Any]], per_condition: int) -> list[dict[str, Any]]:
-    """The first ``per_condition`` rows of each condition (by path, so a noisy condition holds the
-    same sentences as its clean twin), with at least three words and no pause of their own."""
+def select_rows(rows: list[dict[str, Any]], per_condition: int, skip: int = 0) -> list[dict[str, Any]]:
+    """``per_condition`` rows of each condition after its first ``skip`` (by path, so a noisy
+    condition holds the same sentences as its clean twin), with at least three words and no pause
+    of their own. The report takes the first rows (``skip`` 0), the tuning the ones after them."""
     usable = [
         row
         for row in rows
@@ -113,7 +124,7 @@ def select_rows(rows: list[dict[str, Any]], per_condition: int) -> list[dict[str
     by_condition: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(usable, key=lambda r: (str(r["condition"]), str(r["audio"]))):
         by_condition.setdefault(str(row["condition"]), []).append(row)
-    return [row for condition_rows in by_condition.values() for row in condition_rows[:per_condition]]
+    return [row for rows_ in by_condition.values() for row in rows_[skip : skip + per_condition]]
 
 
 def round_robin(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -292,21 +303,42 @@ class Scored:
     endpoint_after_offset_ms: float | None = None
     """From the VAD offset to the answering end-point: its threshold, plus any wait for the decoder."""
     answered_speculatively: bool = False
+    speculation_reason: str = ""
+    """Why the speculative end-point of an answer given speculatively fired (complete_intent, ...)."""
     early: dict[str, bool] = field(default_factory=dict)
     early_in_pause: dict[str, bool] = field(default_factory=dict)
     end_of_stream: bool = False
-    """A session was still open when the stream ended: no end-point fired in 1.5 s of background."""
+    """The command's session was still open when the stream ended: no end-point fired in 1.5 s of
+    background (sessions that noise opened after the command are ``extra_sessions``)."""
     retractions: Counter[str] = field(default_factory=Counter)
+    same_answer_retractions: int = 0
+    """Retractions (``hypothesis_changed``) whose redo committed the very intent and slots retracted."""
     sessions: int = 0
     extra_sessions: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+
+
+def same_answer_retractions(in_session: Sequence[Timed], committed: Intent) -> int:
+    """How many ``hypothesis_changed`` retractions took back the intent that was then committed
+    anyway: the 1-best text changed (DESIGN.md §5 compares text) but not its meaning."""
+    count, last_speculative = 0, None
+    for timed in in_session:
+        event = timed.event
+        if isinstance(event, Intent) and event.speculative:
+            last_speculative = event
+        elif isinstance(event, IntentRetracted) and event.reason == "hypothesis_changed":
+            same = last_speculative is not None and (last_speculative.name, last_speculative.slots) == (
+                committed.name,
+                committed.slots,
+            )
+            count += int(same)
+    return count
 
 
 def score(stream: Stream, run: StreamRun, mode: str) -> Scored:
     scored = Scored(stream, mode, stats=run.stats)
     end = stream.speech_end_s
     endpoints = [(t, t.event) for t in run.events if isinstance(t.event, Endpoint)]
-    scored.end_of_stream = any(e.reason == "end_of_stream" for _, e in endpoints)
     for kind in KINDS:
         times = [e.audio_time_s for _, e in endpoints if e.kind == kind]
         scored.early[kind] = any(time_s < end - 1e-9 for time_s in times)
@@ -321,6 +353,7 @@ def score(stream: Stream, run: StreamRun, mode: str) -> Scored:
     if not finals:
         return scored
     session = finals[0].session_id
+    scored.end_of_stream = finals[0].reason == "end_of_stream"
     scored.extra_sessions = len(sessions) - 1 - sessions.index(session) if session in sessions else 0
     in_session = [t for t in run.events if t.event.session_id == session]
     committed = next(
@@ -339,12 +372,17 @@ def score(stream: Stream, run: StreamRun, mode: str) -> Scored:
         last_retraction = max(
             (i for i, t in enumerate(in_session) if isinstance(t.event, IntentRetracted)), default=-1
         )
+        reason = ""
         for timed in in_session[last_retraction + 1 :]:
             event = timed.event
+            if isinstance(event, Endpoint) and event.kind == "speculative":
+                reason = event.reason
             if isinstance(event, Intent) and event.speculative and event.name == committed.event.name:
                 shown, scored.answered_speculatively = timed, True
+                scored.speculation_reason = reason
                 break
         scored.answer = committed.event.name
+        scored.same_answer_retractions = same_answer_retractions(in_session, committed.event)
         scored.correct_intent = committed.event.name == stream.intent
         scored.correct_slots = scored.correct_intent and slots_match(stream.slots, committed.event.slots)
     scored.latency_ms = (shown.ready_s - end) * 1000
@@ -403,11 +441,16 @@ def summarise(scored: Sequence[Scored]) -> dict[str, Any]:
         "endpoint_after_vad_offset": stats_ms([s.endpoint_after_offset_ms for s in scored]),
         "latency_recognized": stats_ms([s.latency_ms for s in recognized]),
         "answered_speculatively": rate([s.answered_speculatively for s in scored]),
+        "speculative_answers_by_reason": dict(
+            Counter(s.speculation_reason for s in scored if s.speculation_reason)
+        ),
+        "latency_speculative_answers": stats_ms([s.latency_ms for s in scored if s.answered_speculatively]),
         "early_cutoff": {kind: rate([s.early.get(kind, False) for s in scored]) for kind in KINDS},
         "early_in_pause": {kind: rate([s.early_in_pause.get(kind, False) for s in scored]) for kind in KINDS},
         "closed_by_end_of_stream": rate([s.end_of_stream for s in scored]),
         "retraction_rate": rate([sum(s.retractions.values()) > 0 for s in scored]),
         "retractions": dict(sum((s.retractions for s in scored), Counter[str]())),
+        "same_answer_retractions": sum(s.same_answer_retractions for s in scored),
         "dispatches": total["dispatches"],
         "speculative_dispatches": total["speculative_dispatches"],
         "wasted_dispatches": total["wasted_dispatches"],
@@ -433,6 +476,15 @@ def nlu_ceiling(streams: Sequence[Stream], vocabulary: UserVocabulary) -> dict[s
     return {"intent_accuracy": rate(intents), "slot_accuracy": rate(slots)}
 
 
+def dev_real_intent_rows(corpus: Path) -> int | None:
+    """Rows of ``dev-real.jsonl`` (real recordings) that carry an intent; None without the file."""
+    manifest = corpus / "dev-real.jsonl"
+    if not manifest.is_file():
+        return None
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    return sum(1 for row in rows if row.get("intent"))
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -452,10 +504,15 @@ def model_dir_or_tiny(requested: Path, work: Path) -> tuple[Path, str]:
     return build_tiny_model_dir(work, train_steps=150), "tiny_fixture"
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace, endpoint: dict[str, Any] | None = None, modes: Sequence[str] = MODES
+) -> dict[str, Any]:
+    """Both modes (or ``modes``) over the streams of ``args``; ``endpoint`` overrides ``[endpoint]``
+    fields (the tuning sweep's knob)."""
     started = time.perf_counter()
     rows, manifest = load_dev_rows(args.corpus)
-    selected = round_robin(select_rows(rows, args.per_condition))
+    skip = REPORT_ROWS if args.subset == "tune" else 0
+    selected = round_robin(select_rows(rows, args.per_condition, skip))
     rng = np.random.default_rng(SEED)
     streams = [build_stream(row, args.corpus, rng) for row in selected]
     devices, areas, contacts = eval_vocabulary(rows)
@@ -467,6 +524,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "asr": {"model_dir": str(model_dir)},
                 "wake": {"enabled": False},
                 "biasing": {"devices": devices, "areas": areas, "contacts": contacts},
+                "endpoint": endpoint or {},
             }
         )
         recognizer = StreamingRecognizer(
@@ -481,8 +539,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         daemon_biasing = biasing_builder(base, recognizer)
         biasing_for = functools.lru_cache(maxsize=2)(daemon_biasing) if daemon_biasing and args.bias else None
         dispatcher = Dispatcher.from_config(base)  # MQTT off: the in-process NLU answers
-        results: dict[str, list[Scored]] = {mode: [] for mode in MODES}
-        compute_s = {mode: 0.0 for mode in MODES}
+        results: dict[str, list[Scored]] = {mode: [] for mode in modes}
+        compute_s = {mode: 0.0 for mode in modes}
         configs = {
             "speculative": base,
             "final_only": base.model_copy(
@@ -495,7 +553,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"time budget reached after {len(used)} streams", file=sys.stderr)
                 break
             used.append(stream)
-            for mode in MODES:
+            for mode in modes:
                 pipeline = Pipeline.from_config(
                     configs[mode],
                     stream_id="s",
@@ -525,28 +583,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     statistics.fmean((s.pause[1] - s.pause[0]) * 1000 for s in streams), 1
                 ),
             },
+            "subset": args.subset,
             "endpoint_config": {
-                "final_only": {
-                    "speculative_trailing_ms": 0,
-                    "final_trailing_ms": base.endpoint.final_trailing_ms,
-                },
-                "speculative": {
-                    "speculative_trailing_ms": base.endpoint.speculative_trailing_ms,
-                    "final_trailing_ms": base.endpoint.final_trailing_ms,
-                    "complete_intent_trailing_ms": min(150, base.endpoint.speculative_trailing_ms),
-                },
-                "vad_hangover_ms": base.vad.hangover_ms,
-            },
-            "modes": {mode: summarise(results[mode]) for mode in MODES},
+                mode: dataclasses.asdict(EndpointerConfig.from_config(configs[mode].endpoint))
+                for mode in modes
+            }
+            | {"vad_hangover_ms": base.vad.hangover_ms},
+            "modes": {mode: summarise(results[mode]) for mode in modes},
             "per_condition": {
                 mode: {
                     condition: summarise([s for s in results[mode] if s.stream.condition == condition])
                     for condition in sorted({s.condition for s in streams})
                 }
-                for mode in MODES
+                for mode in modes
             },
-            "pipeline_rtf": {mode: round(compute_s[mode] / audio_s, 4) for mode in MODES},
+            "pipeline_rtf": {mode: round(compute_s[mode] / audio_s, 4) for mode in modes},
             "nlu_on_reference_text": nlu_ceiling(streams, UserVocabulary(devices, areas, contacts)),
+            "dev_real_intent_rows": dev_real_intent_rows(args.corpus),
             "machine": {
                 "cpus": os.cpu_count(),
                 "load_average_1m_at_end": round(os.getloadavg()[0], 2),
@@ -599,10 +652,16 @@ def markdown(report: dict[str, Any]) -> str:
     row("latency, median / p90 (ms)", "latency", ms)
     row("… waiting (audio)", "waiting", ms)
     row("… compute", "compute", ms)
-    row("waiting: end of speech → VAD offset", "vad_release", ms)
-    row("waiting: VAD offset → end-point", "endpoint_after_vad_offset", ms)
-    row("latency, recognized intents only", "latency_recognized", ms)
+    row("waiting: end of speech → webrtcvad offset (+ hangover)", "vad_release", ms)
+    row("waiting: webrtcvad offset → end-point", "endpoint_after_vad_offset", ms)
+    row("latency, commands answered with an intent", "latency_recognized", ms)
     row("answered by the speculative intent", "answered_speculatively", pct)
+    row("… their latency", "latency_speculative_answers", ms)
+    row(
+        "… by complete intent / by silence",
+        "speculative_answers_by_reason",
+        lambda m, k: f"{m[k].get('complete_intent', 0)} / {m[k].get('trailing_silence', 0)}",
+    )
     lines.append(
         "| early cut-off: speculative / final | – / "
         f"{100 * modes['final_only']['early_cutoff']['final']:.1f} % | "
@@ -615,13 +674,21 @@ def markdown(report: dict[str, Any]) -> str:
     row("intent accuracy", "intent_accuracy", pct)
     row("intent + slots accuracy", "slot_accuracy", pct)
     row("extra sessions after the command", "extra_sessions", lambda m, k: str(m[k]))
-    row("sessions still open at the stream's end", "closed_by_end_of_stream", pct)
+    row("command's session still open at the stream's end", "closed_by_end_of_stream", pct)
+    row("retractions whose redo gave the same intent", "same_answer_retractions", lambda m, k: str(m[k]))
     ceiling = report["nlu_on_reference_text"]
     lines += [
         "",
         f"NLU alone on the reference text: intent {100 * ceiling['intent_accuracy']:.1f} %, "
         f"intent + slots {100 * ceiling['slot_accuracy']:.1f} %. "
-        f"Pipeline real-time factor: {report['pipeline_rtf']['speculative']} (speculative run).",
+        f"Pipeline real-time factor: {report['pipeline_rtf']['speculative']} (speculative run). "
+        + {
+            None: "No dev-real manifest in the corpus.",
+            0: "dev-real has no rows with an intent (digits, wake-word negatives): nothing to score there.",
+        }.get(
+            report["dev_real_intent_rows"],
+            f"dev-real has {report['dev_real_intent_rows']} rows with an intent, not scored here.",
+        ),
         "",
         "Per condition (speculative + final):",
         "",
@@ -640,9 +707,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"End-pointers: final {spec['final_trailing_ms']} ms of trailing silence; speculative "
         f"{spec['speculative_trailing_ms']} ms, {spec['complete_intent_trailing_ms']} ms when the 1-best is "
-        f"already a complete intent; VAD hangover {cfg['vad_hangover_ms']} ms before either. "
+        f"already a complete intent. Trailing silence: frames since the last speech frame (the VAD, "
+        f"hangover {cfg['vad_hangover_ms']} ms, and at least {spec['speech_margin_db']:g} dB above the "
+        "noise floor) and since the decoder's last token. "
         "Early cut-off: an end-point before the end of speech (for the speculative one that is a retraction, "
-        "for the final one a command cut in two).",
+        "for the final one a command cut in two). "
+        f"Streams: the `{report['subset']}` subset (the tuning sweep uses the `tune` rows, disjoint from "
+        "the `report` rows).",
         "",
         f"`{report['command']}` · {report['run_s']} s",
         "",
@@ -650,26 +721,37 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    default_corpus = REPO / "data" / "corpus"
-    if not (default_corpus / "dev.jsonl").is_file():
-        default_corpus = REPO / "data" / "corpus-small"
+def argument_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options of this evaluation (the tuning sweep takes the same ones)."""
+    parser = argparse.ArgumentParser(description=description)
+    # The full corpus when built, else the medium one (its dev split holds the same reserved voices).
+    corpora = [REPO / "data" / name for name in ("corpus", "corpus-medium", "corpus-small")]
+    default_corpus = next((c for c in corpora if (c / "dev.jsonl").is_file()), corpora[-1])
     parser.add_argument("--corpus", type=Path, default=default_corpus, help="corpus with dev rows")
+    parser.add_argument(
+        "--subset",
+        choices=("report", "tune"),
+        default="report",
+        help=f"report: the first --per-condition rows of each condition; tune: --per-condition rows after "
+        f"the first {REPORT_ROWS} (disjoint from a report of up to {REPORT_ROWS} per condition)",
+    )
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "asr", help="exported recognizer")
-    parser.add_argument("--per-condition", type=int, default=40, help="utterances per dev condition")
-    parser.add_argument("--budget-s", type=float, default=240.0, help="stop adding streams after this long")
+    parser.add_argument("--per-condition", type=int, default=REPORT_ROWS, help="utterances per dev condition")
+    parser.add_argument(
+        "--budget-s", type=float, default=900.0, help="stop adding streams after this long (a loaded machine)"
+    )
     parser.add_argument(
         "--no-bias", dest="bias", action="store_false", help="no context biasing towards the names"
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = argument_parser(__doc__.split("\n")[0] if __doc__ else None).parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     report = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latency.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "latency.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.out, "latency", report, markdown(report))
     return 0
 
 

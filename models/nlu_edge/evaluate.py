@@ -44,6 +44,7 @@ from models.corpus.names import train_names
 from models.corpus.text import Sentence, generate_sentences
 from models.eval.dispatch import DEV_SEED, dev_utterances
 from models.nlu_edge.data import fragments, group_vocabulary
+from models.results import write_results
 
 Meaning = tuple[str | None, tuple[tuple[str, str], ...]]
 
@@ -362,10 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     args = parser.parse_args(argv)
     report = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "edge_nlu.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (args.out / "edge_nlu.md").write_text(markdown(report), encoding="utf-8")
-    print(markdown(report))
+    write_results(args.out, "edge_nlu", report, markdown(report))
     if report["held_out_names"]["intent_agreement"] < report["target_intent_agreement"]:
         print("eval-edge-nlu: intent agreement below target", file=sys.stderr)
         return 1
