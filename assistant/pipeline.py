@@ -134,6 +134,11 @@ class WakeDetector(Protocol):
     @property
     def wakeword_id(self) -> str: ...
 
+    @property
+    def phrase(self) -> str:
+        """The phrase the model detects, as spoken (the recognizer drops it from the command)."""
+        ...
+
     def accept(
         self, log_mel_frames: FloatArray, vad_speech_flags: BoolArray | None = None
     ) -> list[WakeDetection]: ...
@@ -145,7 +150,8 @@ class WakeDetector(Protocol):
 
 class Recognizer(Protocol):
     """The streaming recognizer (``assistant.asr.recognizer.StreamingRecognizer``): fed the
-    log-mel frames of the whole stream; the search restarts per utterance."""
+    log-mel frames of the whole stream; the search restarts outside sessions, and in a session
+    opened by the wake word the phrase is stripped from the front of its hypotheses."""
 
     @property
     def trailing_blank_frames(self) -> int: ...
@@ -159,6 +165,8 @@ class Recognizer(Protocol):
     def reset_stream(self) -> None: ...
 
     def reset_utterance(self) -> None: ...
+
+    def strip_leading_phrase(self, phrase: str, detection_s: float) -> None: ...
 
     def set_biasing(self, biasing: Biasing | None) -> None: ...
 
@@ -265,8 +273,11 @@ class PipelineOptions:
     preroll_s: float = 0.3
     """Outside sessions the encoder keeps running and the search is restarted this often while the
     VAD hears nothing. A session opened by a speech onset keeps that search, so it starts up to
-    this long before the onset and catches the soft first sound the VAD is late for. (A session
-    opened by the wake word restarts the search there instead: the phrase is not the command.)"""
+    this long before the onset and catches the soft first sound the VAD is late for. A session
+    opened by the wake word keeps it too, so the phrase is decoded whole from its start, and the
+    recognizer strips it from the front of the hypotheses: the detector fires up to ~250 ms before
+    the phrase ends, and a search restarted there decoded the rest of the phrase as the command
+    ("hey jarvis, set a timer" came out as "is set a timer")."""
     idle_search_reset_s: float = 2.0
     """Outside sessions and in speech (talk without the wake word), the search restarts this often,
     so the hypothesis of idle audio cannot grow with the stream."""
@@ -483,7 +494,7 @@ class Pipeline:
         opened_now = False
         if self.state is PipelineState.IDLE:
             if self.wake is None and onset:
-                self._open_session(events, frame.start_s, restart_search=False)
+                self._open_session(events, frame.start_s)
                 events.append(self._speech_started(frame.start_s))
                 opened_now = True
             elif detections:
@@ -499,6 +510,8 @@ class Pipeline:
                     )
                 )
                 self._open_session(events, frame.end_s)
+                if self.recognizer is not None and self.wake is not None:
+                    self.recognizer.strip_leading_phrase(self.wake.phrase, wake_s)
                 if speech:  # the phrase runs straight into the command
                     events.append(self._speech_started(frame.end_s))
                     self._wake_phrase_speech = True
@@ -583,9 +596,8 @@ class Pipeline:
     def _next_session_id(self) -> str:
         return f"{self.stream_id}-{self.sessions_opened + 1}"
 
-    def _open_session(
-        self, events: list[EventBase], audio_time_s: float, restart_search: bool = True
-    ) -> None:
+    def _open_session(self, events: list[EventBase], audio_time_s: float) -> None:
+        """LISTENING, with the search that was running (see ``PipelineOptions.preroll_s``)."""
         self.session_id = self._next_session_id()
         self.sessions_opened += 1
         self.stats.sessions += 1
@@ -598,8 +610,6 @@ class Pipeline:
         self._partial_text = ""
         self._partial_complete = None
         self._published_partial = ""
-        if self.recognizer is not None and restart_search:
-            self.recognizer.reset_utterance()  # the encoder carries on: it has heard the wake phrase
         events.append(self._make(ListeningStarted, audio_time_s))
 
     def _speech_started(self, audio_time_s: float) -> SpeechStarted:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.asr.lattice import posteriors
 from assistant.asr.model_config import AsrModelConfig, StateTensor
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError, OnnxTransducer
 from assistant.asr.recognizer import PipelineRecognizer, RecognitionResult, StreamingRecognizer
@@ -166,6 +167,112 @@ def test_the_encoder_carries_across_utterances_and_the_search_restarts(tokenizer
     recognizer.accept_frames(features(CHUNK * 10))
     assert recognizer.finalize().text == "call bob"
     assert recognizer.audio_s == pytest.approx(0.8)
+
+
+# ------------------------------------------------------------------------- the wake phrase stripped
+
+
+@pytest.fixture(scope="module")
+def wake_tokenizer() -> Tokenizer:
+    return Tokenizer.train(
+        ["hey jarvis turn on the light", "a hey jarvis call bob", "turn on the light"] * 20, 40
+    )
+
+
+HEY_JARVIS_TURN_ON = "hey jarvis turn on the light"
+
+
+class TwoWayModel(FrameClockModel):
+    """``FrameClockModel`` where the encoder frames of ``either`` may also say blank: the beam then
+    holds hypotheses that differ in the words there."""
+
+    def __init__(self, tokenizer: Tokenizer, script: dict[int, int], either: set[int]) -> None:
+        super().__init__(tokenizer, script)
+        self.either = either
+
+    def join(self, encoder_out: np.ndarray, predictor_out: np.ndarray) -> np.ndarray:
+        logits = super().join(encoder_out, predictor_out)
+        for row, frame in enumerate(encoder_out[:, 0]):
+            if int(frame) in self.either:
+                logits[row, 0] = 0.0
+        return logits
+
+
+def test_after_a_wake_the_phrase_is_stripped_from_the_running_search(wake_tokenizer: Tokenizer) -> None:
+    # "hey jarvis" from encoder frame 5 on, a token every 2 frames, the command straight after; the
+    # detector fired 50 ms before "jarvis" ended. The search goes on; the phrase is left out.
+    script = speak(wake_tokenizer, HEY_JARVIS_TURN_ON, first_frame=5, gap=2)
+    phrase_tokens = len(wake_tokenizer.encode("hey jarvis"))
+    phrase_end_s = (5 + 2 * (phrase_tokens - 1) + 1) * 0.04
+    stripped, plain = recognizer_for(wake_tokenizer, script), recognizer_for(wake_tokenizer, script)
+    stripped.accept_frames(features(CHUNK))  # the search began before the phrase
+    plain.accept_frames(features(CHUNK))
+    stripped.strip_leading_phrase("Hey Jarvis", detection_s=phrase_end_s - 0.05)
+    partials = []
+    for _ in range(20):
+        for recognizer in (stripped, plain):
+            recognizer.accept_frames(features(CHUNK))
+        partials.append(stripped.partial())
+    assert all(not {"hey", "j", "jarvis"} & set(text.split()) for text in partials)
+    assert partials[-1] == "turn on the light" and plain.partial() == HEY_JARVIS_TURN_ON
+    result = stripped.finalize()
+    assert result.text == "turn on the light"
+    assert [word.word for word in result.words] == ["turn", "on", "the", "light"]
+    assert result.words[0].start == pytest.approx(phrase_end_s + 0.04)
+    assert result.nbest[0].text == "turn on the light"
+    assert not any("jarvis" in entry.text for entry in result.nbest)
+    assert result.lattice.best_path_text() == "turn on the light"
+    assert result.lattice.nodes[0].time == pytest.approx(phrase_end_s)  # the command starts there
+    # The phrase's score stays in the entry (the lattice's final weight holds it), and the search
+    # is untouched: the end-pointers see the same trailing blanks.
+    assert result.nbest[0].score == pytest.approx(plain.finalize().nbest[0].score)
+    assert stripped.trailing_blank_frames == plain.trailing_blank_frames
+
+
+def test_a_new_utterance_or_stream_forgets_the_phrase(wake_tokenizer: Tokenizer) -> None:
+    script = {
+        **speak(wake_tokenizer, "hey jarvis", first_frame=1),
+        **speak(wake_tokenizer, "hey jarvis", first_frame=21),
+    }
+    recognizer = recognizer_for(wake_tokenizer, script)
+    recognizer.strip_leading_phrase("hey jarvis", detection_s=0.2)
+    recognizer.accept_frames(features(CHUNK * 10))
+    assert recognizer.partial() == "" and recognizer.finalize().text == ""  # nothing after the phrase
+    recognizer.reset_utterance()
+    recognizer.accept_frames(features(CHUNK * 10))
+    assert recognizer.partial() == recognizer.finalize().text == "hey jarvis"
+    recognizer.strip_leading_phrase("hey jarvis", detection_s=1.0)
+    recognizer.reset_stream()
+    recognizer.accept_frames(features(CHUNK * 10))
+    assert recognizer.finalize().text == "hey jarvis"
+    with pytest.raises(ValueError, match="no words"):
+        recognizer.strip_leading_phrase(" , ", detection_s=1.0)
+
+
+def test_hypotheses_that_differ_only_before_the_command_merge_into_one_entry(
+    wake_tokenizer: Tokenizer,
+) -> None:
+    # Encoder frame 2 says "turn" or nothing: "turn hey jarvis turn on …" and "hey jarvis turn on …".
+    # Without what came before the phrase they are one command: one N-best entry, their
+    # probabilities added.
+    (turn,) = wake_tokenizer.encode("turn")
+    script = {2: turn, **speak(wake_tokenizer, HEY_JARVIS_TURN_ON, first_frame=5, gap=2)}
+
+    def finalized(strip: bool) -> RecognitionResult:
+        recognizer = StreamingRecognizer.from_model(TwoWayModel(wake_tokenizer, script, {2}), wake_tokenizer)
+        if strip:
+            recognizer.strip_leading_phrase("hey jarvis", detection_s=0.3)
+        recognizer.accept_frames(features(CHUNK * 20))
+        return recognizer.finalize()
+
+    plain, stripped = finalized(strip=False), finalized(strip=True)
+    both = [HEY_JARVIS_TURN_ON, "turn " + HEY_JARVIS_TURN_ON]
+    assert sorted(entry.text for entry in plain.nbest[:2]) == both
+    assert stripped.nbest[0].text == "turn on the light"
+    assert [entry.text for entry in stripped.nbest].count("turn on the light") == 1
+    summed = float(np.logaddexp(plain.nbest[0].score, plain.nbest[1].score))
+    assert stripped.nbest[0].score == pytest.approx(summed)
+    assert stripped.words[0].confidence > max(posteriors([e.score for e in plain.nbest]))
 
 
 class SpyBiasing:

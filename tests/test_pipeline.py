@@ -18,7 +18,8 @@ import pytest
 import assistant.pipeline
 from assistant.asr.biasing import NameEntry
 from assistant.asr.lattice import Lattice, NBestEntry, TimedWord
-from assistant.asr.recognizer import RecognitionResult
+from assistant.asr.recognizer import RecognitionResult, StreamingRecognizer
+from assistant.asr.tokenizer import Tokenizer
 from assistant.audio.frames import AudioFrame
 from assistant.config import AssistantConfig
 from assistant.dispatch import Dispatcher, DispatchResult, RoutingPolicy
@@ -27,6 +28,7 @@ from assistant.endpoint import Endpointer, EndpointerConfig, NoiseFloor
 from assistant.events import Endpoint, EventBase, Intent, IntentRetracted, LatticeEvent
 from assistant.pipeline import Names, Pipeline, PipelineOptions, PipelineState, normalized_text
 from assistant.wake.trigger import WakeDetection
+from tests.test_asr_recognizer import FrameClockModel, speak
 
 SILENT = np.zeros(160, np.int16)
 DEVICES = ["kitchen light", "fan"]
@@ -70,7 +72,8 @@ class FakeRecognizer:
     """A decoder whose running 1-best becomes ``script[i]`` at stream frame ``i`` (counted over
     the whole stream, like the real encoder) — but only inside the utterance that is running
     then. ``rescored[i]``: what ``finalize`` at frame ``i`` says instead (the buffered tail or
-    the N-best changed the 1-best without a new token in the running best)."""
+    the N-best changed the 1-best without a new token in the running best). The scripted texts
+    are what is left once the wake phrase is stripped; ``leading_phrase`` records the request."""
 
     def __init__(self, script: dict[int, str], rescored: dict[int, str] | None = None) -> None:
         self.script = script
@@ -82,6 +85,7 @@ class FakeRecognizer:
         self.finalized: list[int] = []
         self.biasing: object = None
         self.biasing_at_reset: list[object] = []
+        self.leading_phrase: tuple[str, float] | None = None
 
     def _last_change(self) -> tuple[int, str]:
         changes = [(f, t) for f, t in self.script.items() if self.utterance_start <= f < self.frames]
@@ -108,11 +112,16 @@ class FakeRecognizer:
 
     def reset_stream(self) -> None:
         self.stream_resets += 1
+        self.leading_phrase = None
 
     def reset_utterance(self) -> None:
         self.utterance_resets += 1
         self.utterance_start = self.frames
         self.biasing_at_reset.append(self.biasing)
+        self.leading_phrase = None
+
+    def strip_leading_phrase(self, phrase: str, detection_s: float) -> None:
+        self.leading_phrase = (phrase, detection_s)
 
     def set_biasing(self, biasing: object) -> None:
         self.biasing = biasing
@@ -128,6 +137,10 @@ class FakeWake:
     @property
     def wakeword_id(self) -> str:
         return "hey_jarvis"
+
+    @property
+    def phrase(self) -> str:
+        return "hey jarvis"
 
     def accept(
         self, log_mel_frames: np.ndarray, vad_speech_flags: np.ndarray | None = None
@@ -402,9 +415,35 @@ def test_wake_opens_the_session_whose_id_the_intent_carries() -> None:
     intents = [e for e in events if isinstance(e, Intent)]
     assert [i.session_id for i in intents] == ["test-1", "test-1"]
     assert {e.session_id for e in events} == {"test-1"}
-    # The search restarted at the wake, the encoder did not: it was fed every frame of the stream.
-    assert recognizer.utterance_start == 6 and recognizer.frames == 17 and recognizer.stream_resets == 1
+    # Neither the search nor the encoder restarted at the wake (the encoder was fed every frame of
+    # the stream): the recognizer drops the phrase the detector heard fire at 60 ms instead.
+    assert recognizer.utterance_resets == 0 and recognizer.frames == 17 and recognizer.stream_resets == 1
+    assert recognizer.leading_phrase == ("hey jarvis", 0.06)
     assert wake.flags == [True] * 10 + [False] * 7  # the VAD flags go with the features
+
+
+def test_after_a_wake_the_command_is_decoded_without_the_phrase_the_running_search_heard() -> None:
+    # The real recognizer over a scripted network (a token every 2 encoder frames of 40 ms):
+    # "hey jarvis" runs straight into "turn on the fan". The wake fires 70 ms before "jarvis" has
+    # ended, as the trained detector does: a search restarted there would decode the end of
+    # "jarvis" as the command's first word ("is turn on the fan").
+    tokenizer = Tokenizer.train(["hey jarvis turn on the fan", "turn on the fan", "call bob"] * 20, 40)
+    script = speak(tokenizer, "hey jarvis turn on the fan", first_frame=2, gap=2)
+    phrase_end = 4 * (2 + 2 * len(tokenizer.encode("hey jarvis")) - 1)  # in 10 ms frames
+    command_end = 4 * (max(script) + 1)
+    recognizer = StreamingRecognizer.from_model(FrameClockModel(tokenizer, script), tokenizer)
+    dispatcher = RecordingDispatcher()
+    wake = FakeWake(fire_at=[phrase_end - 7])
+    pipeline, vad = make_pipeline(recognizer=recognizer, dispatcher=dispatcher, wake=wake)
+    events = run(pipeline, vad, "." * 5 + "#" * (command_end - 5) + "." * 30)
+    rows = summary(events)
+    assert rows[0][:2] == ("wake", (phrase_end - 7) / 100)
+    partials = [row[3] for row in rows if row[0] == "partial"]
+    assert partials and all(text.startswith("turn") for text in partials)
+    finals = [row for row in rows if row[0].startswith("endpoint:final")]
+    assert finals == [("endpoint:final:trailing_silence", finals[0][1], "test-1", "turn on the fan")]
+    assert rows[-1][0] == "intent" and rows[-1][3:] == ("HassTurnOn", {"name": "fan"})
+    assert dispatcher.requests == [("turn on the fan", True, "test-1")]  # confirmed, not re-sent
 
 
 def test_a_pause_after_the_wake_phrase_neither_ends_the_session_nor_counts_as_the_command() -> None:

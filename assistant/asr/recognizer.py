@@ -4,6 +4,13 @@ It owns the one piece of state that spans utterances, the encoder's: the encoder
 whole stream (the wake-word audio gives it context), while the search — predictor context, beam,
 biasing state — restarts at every utterance (:meth:`StreamingRecognizer.reset_utterance`).
 
+After a wake word the search is *not* restarted: the wake detector fires before the phrase has
+ended, so a search begun there decodes the rest of the phrase as the command ("… jarvis, set a
+timer" came out as "is set a timer"). The search that was running keeps going and
+:meth:`StreamingRecognizer.strip_leading_phrase` drops the phrase (and anything said before it)
+from the front of every hypothesis (``assistant.wake.verify.phrase_prefix_length``); hypotheses
+that differ only in how they heard the phrase become one N-best entry.
+
 When the model directory holds a language model of the command domain (``lm.npz``, made by
 ``make lm``), the search fuses it with weight ``lm_weight`` (0: off); without the file there is
 no LM and one log line says so. An LM built for another tokenizer is refused.
@@ -45,6 +52,7 @@ from assistant.asr.tokenizer import Tokenizer, WordSpan
 from assistant.frontend import LogMelExtractor, StreamingNormalizer
 from assistant.logging import get_logger
 from assistant.textnorm import to_spoken
+from assistant.wake.verify import phrase_prefix_length, words_of
 
 log = get_logger(__name__)
 
@@ -73,6 +81,14 @@ class RecognizedWord:
     start: float
     end: float
     confidence: float
+
+
+@dataclass(frozen=True)
+class LeadingPhrase:
+    """The wake phrase at the front of the hypotheses, and the time (s) its detection fired."""
+
+    words: tuple[str, ...]
+    detection_s: float
 
 
 @dataclass(frozen=True)
@@ -159,6 +175,10 @@ class StreamingRecognizer:
         self._normalizer = StreamingNormalizer(
             config.normalizer_stats, config.normalizer_time_constant_frames
         )
+        self._leading_phrase: LeadingPhrase | None = None
+        # partial() runs every frame: the stripped text is kept until the best hypothesis changes.
+        self._partial_key: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self._partial_text = ""
         self.reset_stream()
 
     # ------------------------------------------------------------------ stream and utterances
@@ -172,12 +192,31 @@ class StreamingRecognizer:
         self._feature_frames = 0
         self._search = make_search(self.model, self.model, self.options, self._biasing, self.lm)
         self._search_biasing = self._biasing
+        self._forget_leading_phrase()
 
     def reset_utterance(self) -> None:
         """A new utterance in the same stream: the search restarts, the encoder carries on."""
         self._search = make_search(self.model, self.model, self.options, self._biasing, self.lm)
         self._search_biasing = self._biasing
         self._search.reset(first_frame=self._encoder_frames)
+        self._forget_leading_phrase()
+
+    def strip_leading_phrase(self, phrase: str, detection_s: float) -> None:
+        """From now until the next reset, :meth:`partial` and :meth:`finalize` leave out the wake
+        ``phrase`` the detector heard (firing at ``detection_s``, seconds of the stream) and every
+        word before it; the search itself goes on untouched (``trailing_blank_frames`` too).
+
+        Raises ``ValueError`` when ``phrase`` has no words.
+        """
+        words = tuple(words_of(phrase))
+        if not words:
+            raise ValueError(f"the wake phrase {phrase!r} has no words")
+        self._leading_phrase = LeadingPhrase(words, detection_s)
+        self._partial_key = None
+
+    def _forget_leading_phrase(self) -> None:
+        self._leading_phrase = None
+        self._partial_key = None
 
     def set_biasing(self, biasing: Biasing | None) -> None:
         """A new context graph (names changed); it takes effect at the next utterance."""
@@ -213,8 +252,17 @@ class StreamingRecognizer:
             self._search.advance(encoder_out)
 
     def partial(self) -> str:
-        """The running best text (cheap; no finalization)."""
-        return self.tokenizer.decode(self._search.best().tokens)
+        """The running best text (cheap; no finalization), without the wake phrase when one is set."""
+        best = self._search.best()
+        if self._leading_phrase is None:
+            return self.tokenizer.decode(best.tokens)
+        key = (best.tokens, best.frames)
+        if key != self._partial_key:
+            words, spans = self._timed_words(best)
+            kept = self._phrase_length(words)
+            tokens = best.tokens[spans[kept].first :] if kept < len(spans) else ()
+            self._partial_key, self._partial_text = key, self.tokenizer.decode(tokens)
+        return self._partial_text
 
     @property
     def trailing_blank_frames(self) -> int:
@@ -238,8 +286,13 @@ class StreamingRecognizer:
             padded[: len(self._pending)] = self._pending
             encoder_out, _ = self.model.encode_chunk(padded, self._encoder_state)
             search.advance(encoder_out[:usable])
-        entries = self._entries(search.nbest())
-        lattice = Lattice.from_nbest(entries, start_time=round(self.utterance_start_s, 3))
+        heard = self._entries(search.nbest())
+        entries = [entry for entry, _ in heard]
+        # The start node: where the best hypothesis' command begins (after the wake phrase, if
+        # any), but not after any entry's first word.
+        start = heard[0][1] if heard else self.utterance_start_s
+        start = min([start, *(entry.words[0].start for entry in entries if entry.words)])
+        lattice = Lattice.from_nbest(entries, start_time=round(start, 3))
         if not entries:
             return RecognitionResult("", (), (), lattice)
         best = entries[0]
@@ -252,22 +305,42 @@ class StreamingRecognizer:
 
     # ------------------------------------------------------------------ tokens → words
 
-    def _entries(self, hypotheses: list[Hypothesis]) -> list[NBestEntry]:
-        """Hypotheses in words; different tokenizations of one text are one entry (probabilities added)."""
-        merged: dict[str, NBestEntry] = {}
+    def _entries(self, hypotheses: list[Hypothesis]) -> list[tuple[NBestEntry, float]]:
+        """Hypotheses in words, each with the time its command starts (best first); different
+        tokenizations of one text, or different hearings of the wake phrase before it, are one
+        entry (probabilities added)."""
+        merged: dict[str, tuple[NBestEntry, float]] = {}
         for hypothesis in hypotheses:
-            entry = self._entry(hypothesis)
-            previous = merged.get(entry.text)
-            if previous is None:
-                merged[entry.text] = entry
-            else:
-                total = np.logaddexp(previous.score, entry.score)
-                merged[entry.text] = NBestEntry(
-                    previous.text, previous.words, float(total) - previous.context, previous.context
-                )
-        return sorted(merged.values(), key=lambda entry: entry.score, reverse=True)
+            entry, start = self._entry(hypothesis)
+            if entry.text not in merged:
+                merged[entry.text] = entry, start
+                continue
+            previous, previous_start = merged[entry.text]
+            total = float(np.logaddexp(previous.score, entry.score))
+            summed = NBestEntry(previous.text, previous.words, total - previous.context, previous.context)
+            merged[entry.text] = summed, previous_start
+        return sorted(merged.values(), key=lambda heard: heard[0].score, reverse=True)
 
-    def _entry(self, hypothesis: Hypothesis) -> NBestEntry:
+    def _entry(self, hypothesis: Hypothesis) -> tuple[NBestEntry, float]:
+        """The hypothesis in words, the wake phrase left out, and where what is left starts: the
+        end of the phrase's last word, else the start of the search. The scores stay those of the
+        whole hypothesis, so the lattice carries the phrase's share in its final weights."""
+        words, spans = self._timed_words(hypothesis)
+        if isinstance(self._search_biasing, ContextGraph):
+            words = _canonical_names(words, spans, self._search_biasing, hypothesis.tokens)
+        start = self.utterance_start_s
+        kept = self._phrase_length(words)
+        if kept:
+            start, words = words[kept - 1].end, words[kept:]
+        text = " ".join(word.word for word in words)
+        return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context), start
+
+    def _phrase_length(self, words: list[TimedWord]) -> int:
+        """How many leading words are the wake phrase or came before it (0 when none is set)."""
+        phrase = self._leading_phrase
+        return 0 if phrase is None else phrase_prefix_length(words, phrase.words, phrase.detection_s)
+
+    def _timed_words(self, hypothesis: Hypothesis) -> tuple[list[TimedWord], list[WordSpan]]:
         step = self.encoder_frame_s
         words = []
         scored = len(hypothesis.token_acoustic) == len(hypothesis.tokens)
@@ -285,10 +358,7 @@ class StreamingRecognizer:
                     context,
                 )
             )
-        if isinstance(self._search_biasing, ContextGraph):
-            words = _canonical_names(words, spans, self._search_biasing, hypothesis.tokens)
-        text = " ".join(word.word for word in words)
-        return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context)
+        return words, spans
 
 
 def load_language_model(model_dir: Path, tokenizer: Tokenizer) -> NgramLm | None:

@@ -125,6 +125,11 @@ class WakeDetector:
     def wakeword_id(self) -> str:
         return self.config.wakeword_id
 
+    @property
+    def phrase(self) -> str:
+        """The phrase the model was trained on, as spoken."""
+        return self.config.phrase
+
     # ------------------------------------------------------------------ streaming
 
     def reset(self) -> None:
