@@ -12,7 +12,7 @@ import pytest
 from assistant.asr.lattice import posteriors
 from assistant.asr.model_config import AsrModelConfig, StateTensor
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError, OnnxTransducer
-from assistant.asr.recognizer import PipelineRecognizer, RecognitionResult, StreamingRecognizer
+from assistant.asr.recognizer import REPLAY_FRAMES, PipelineRecognizer, RecognitionResult, StreamingRecognizer
 from assistant.asr.tokenizer import Tokenizer
 from assistant.frontend import LogMelExtractor, StreamingNormalizer
 
@@ -198,9 +198,11 @@ class TwoWayModel(FrameClockModel):
         return logits
 
 
-def test_after_a_wake_the_phrase_is_stripped_from_the_running_search(wake_tokenizer: Tokenizer) -> None:
+def test_after_a_wake_the_search_goes_on_and_restarts_where_the_phrase_ended(
+    wake_tokenizer: Tokenizer,
+) -> None:
     # "hey jarvis" from encoder frame 5 on, a token every 2 frames, the command straight after; the
-    # detector fired 50 ms before "jarvis" ended. The search goes on; the phrase is left out.
+    # detector fired 50 ms before "jarvis" ended.
     script = speak(wake_tokenizer, HEY_JARVIS_TURN_ON, first_frame=5, gap=2)
     phrase_tokens = len(wake_tokenizer.encode("hey jarvis"))
     phrase_end_s = (5 + 2 * (phrase_tokens - 1) + 1) * 0.04
@@ -215,6 +217,8 @@ def test_after_a_wake_the_phrase_is_stripped_from_the_running_search(wake_tokeni
         partials.append(stripped.partial())
     assert all(not {"hey", "j", "jarvis"} & set(text.split()) for text in partials)
     assert partials[-1] == "turn on the light" and plain.partial() == HEY_JARVIS_TURN_ON
+    # Once "turn" came, the search restarted at the end of "jarvis" (on the encoder frames since).
+    assert stripped.utterance_start_s == pytest.approx(phrase_end_s)
     result = stripped.finalize()
     assert result.text == "turn on the light"
     assert [word.word for word in result.words] == ["turn", "on", "the", "light"]
@@ -223,10 +227,7 @@ def test_after_a_wake_the_phrase_is_stripped_from_the_running_search(wake_tokeni
     assert not any("jarvis" in entry.text for entry in result.nbest)
     assert result.lattice.best_path_text() == "turn on the light"
     assert result.lattice.nodes[0].time == pytest.approx(phrase_end_s)  # the command starts there
-    # The phrase's score stays in the entry (the lattice's final weight holds it), and the search
-    # is untouched: the end-pointers see the same trailing blanks.
-    assert result.nbest[0].score == pytest.approx(plain.finalize().nbest[0].score)
-    assert stripped.trailing_blank_frames == plain.trailing_blank_frames
+    assert stripped.trailing_blank_frames == plain.trailing_blank_frames  # the end-pointers see the same
 
 
 def test_a_new_utterance_or_stream_forgets_the_phrase(wake_tokenizer: Tokenizer) -> None:
@@ -249,30 +250,43 @@ def test_a_new_utterance_or_stream_forgets_the_phrase(wake_tokenizer: Tokenizer)
         recognizer.strip_leading_phrase(" , ", detection_s=1.0)
 
 
-def test_hypotheses_that_differ_only_before_the_command_merge_into_one_entry(
+def test_before_the_restart_hypotheses_that_differ_only_before_the_command_are_one_entry(
     wake_tokenizer: Tokenizer,
 ) -> None:
-    # Encoder frame 2 says "turn" or nothing: "turn hey jarvis turn on …" and "hey jarvis turn on …".
-    # Without what came before the phrase they are one command: one N-best entry, their
-    # probabilities added.
+    # Encoder frame 2 says "turn" or nothing: "turn hey jarvis …" and "hey jarvis …". The command,
+    # "turn", is only in the buffered tail that finalize decodes (the running search has not seen
+    # it, so it has not restarted): stripped, both hypotheses are one entry, probabilities added.
     (turn,) = wake_tokenizer.encode("turn")
-    script = {2: turn, **speak(wake_tokenizer, HEY_JARVIS_TURN_ON, first_frame=5, gap=2)}
+    phrase = speak(wake_tokenizer, "hey jarvis", first_frame=5, gap=2)
+    command_frame = max(phrase) + 3  # even: the first encoder frame of a chunk
+    script = {2: turn, **phrase, command_frame: turn}
 
     def finalized(strip: bool) -> RecognitionResult:
         recognizer = StreamingRecognizer.from_model(TwoWayModel(wake_tokenizer, script, {2}), wake_tokenizer)
         if strip:
             recognizer.strip_leading_phrase("hey jarvis", detection_s=0.3)
-        recognizer.accept_frames(features(CHUNK * 20))
+        recognizer.accept_frames(features(CHUNK * (command_frame // 2) + 4))  # + 1 encoder frame
         return recognizer.finalize()
 
     plain, stripped = finalized(strip=False), finalized(strip=True)
-    both = [HEY_JARVIS_TURN_ON, "turn " + HEY_JARVIS_TURN_ON]
-    assert sorted(entry.text for entry in plain.nbest[:2]) == both
-    assert stripped.nbest[0].text == "turn on the light"
-    assert [entry.text for entry in stripped.nbest].count("turn on the light") == 1
-    summed = float(np.logaddexp(plain.nbest[0].score, plain.nbest[1].score))
-    assert stripped.nbest[0].score == pytest.approx(summed)
+    assert sorted(entry.text for entry in plain.nbest[:2]) == ["hey jarvis turn", "turn hey jarvis turn"]
+    assert [entry.text for entry in stripped.nbest].count("turn") == 1
+    assert stripped.nbest[0].text == "turn"
+    same_command = [entry.score for entry in plain.nbest if entry.text.endswith("hey jarvis turn")]
+    assert len(same_command) >= 2
+    assert stripped.nbest[0].score == pytest.approx(float(np.logaddexp.reduce(same_command)))
     assert stripped.words[0].confidence > max(posteriors([e.score for e in plain.nbest]))
+
+
+def test_a_phrase_that_ended_before_the_frames_kept_is_only_stripped(wake_tokenizer: Tokenizer) -> None:
+    # "hey jarvis", a pause longer than the replay window, then the command: no restart.
+    late = REPLAY_FRAMES + 30
+    script = {**speak(wake_tokenizer, "hey jarvis", first_frame=5), **speak(wake_tokenizer, "turn on", late)}
+    recognizer = recognizer_for(wake_tokenizer, script)
+    recognizer.strip_leading_phrase("hey jarvis", detection_s=0.3)
+    recognizer.accept_frames(features(CHUNK * (late // 2 + 10)))
+    assert recognizer.partial() == recognizer.finalize().text == "turn on"
+    assert recognizer.utterance_start_s == 0.0  # the search that began with the stream
 
 
 class SpyBiasing:

@@ -4,12 +4,16 @@ It owns the one piece of state that spans utterances, the encoder's: the encoder
 whole stream (the wake-word audio gives it context), while the search — predictor context, beam,
 biasing state — restarts at every utterance (:meth:`StreamingRecognizer.reset_utterance`).
 
-After a wake word the search is *not* restarted: the wake detector fires before the phrase has
-ended, so a search begun there decodes the rest of the phrase as the command ("… jarvis, set a
-timer" came out as "is set a timer"). The search that was running keeps going and
-:meth:`StreamingRecognizer.strip_leading_phrase` drops the phrase (and anything said before it)
-from the front of every hypothesis (``assistant.wake.verify.phrase_prefix_length``); hypotheses
-that differ only in how they heard the phrase become one N-best entry.
+After a wake word the search is *not* restarted at the detection: the detector fires before the
+phrase has ended, so a search begun there decodes the rest of the phrase as the command ("…
+jarvis, set a timer" came out as "is set a timer"). :meth:`StreamingRecognizer.strip_leading_phrase`
+keeps the search that was running and drops the phrase (and anything said before it) from the
+front of its hypotheses (``assistant.wake.verify.phrase_prefix_length``); hypotheses that differ
+only in how they heard the phrase become one N-best entry. As soon as the best hypothesis has a
+word after the phrase, the phrase's end is known, and the search restarts there, replaying the
+encoder frames since: the command is then decoded from a clean start — the language model at
+the start of a sentence, no predictor context from "jarvis" — as commands are without a wake word
+(on espeak commands "what's" was heard as "wat's", "open" as "up" after the phrase).
 
 When the model directory holds a language model of the command domain (``lm.npz``, made by
 ``make lm``), the search fuses it with weight ``lm_weight`` (0: off); without the file there is
@@ -55,6 +59,10 @@ from assistant.textnorm import to_spoken
 from assistant.wake.verify import phrase_prefix_length, words_of
 
 log = get_logger(__name__)
+
+REPLAY_FRAMES = 100
+"""Encoder frames (4 s at 40 ms) of the running search kept, so that it can restart at the end of
+the wake phrase; a phrase that ended longer ago is only stripped."""
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -193,18 +201,29 @@ class StreamingRecognizer:
         self._search = make_search(self.model, self.model, self.options, self._biasing, self.lm)
         self._search_biasing = self._biasing
         self._forget_leading_phrase()
+        self._replay: list[FloatArray] = []  # the encoder frames of the running search, the last ones
+        self._replay_first_frame = 0
 
     def reset_utterance(self) -> None:
         """A new utterance in the same stream: the search restarts, the encoder carries on."""
+        self._restart_search(self._encoder_frames)
+        self._forget_leading_phrase()
+
+    def _restart_search(self, first_frame: int, replay: FloatArray | None = None) -> None:
         self._search = make_search(self.model, self.model, self.options, self._biasing, self.lm)
         self._search_biasing = self._biasing
-        self._search.reset(first_frame=self._encoder_frames)
-        self._forget_leading_phrase()
+        self._search.reset(first_frame=first_frame)
+        self._replay, self._replay_first_frame = [], first_frame
+        if replay is not None and len(replay):
+            self._search.advance(replay)
+            self._replay.append(replay)
 
     def strip_leading_phrase(self, phrase: str, detection_s: float) -> None:
         """From now until the next reset, :meth:`partial` and :meth:`finalize` leave out the wake
         ``phrase`` the detector heard (firing at ``detection_s``, seconds of the stream) and every
-        word before it; the search itself goes on untouched (``trailing_blank_frames`` too).
+        word before it; the search goes on (``trailing_blank_frames`` too). Once the best
+        hypothesis has a word after the phrase, the search restarts where the phrase ended (see
+        the module docstring) and nothing is stripped any more.
 
         Raises ``ValueError`` when ``phrase`` has no words.
         """
@@ -250,6 +269,26 @@ class StreamingRecognizer:
             self._pending = self._pending[chunk:]
             self._encoder_frames += len(encoder_out)
             self._search.advance(encoder_out)
+            self._replay.append(encoder_out)
+            while sum(map(len, self._replay)) - len(self._replay[0]) >= REPLAY_FRAMES:
+                self._replay_first_frame += len(self._replay.pop(0))
+            if self._leading_phrase is not None:
+                self._restart_after_phrase()
+
+    def _restart_after_phrase(self) -> None:
+        """Restart the search at the end of the wake phrase, once the best hypothesis has a word
+        after it (the phrase's last word is complete then), on the encoder frames since."""
+        best = self._search.best()
+        words, spans = self._timed_words(best)
+        kept = self._phrase_length(words)
+        if not 0 < kept < len(words):
+            return
+        first_frame = best.frames[spans[kept - 1].last] + 1
+        if first_frame < self._replay_first_frame:
+            return  # the phrase ended before the frames kept: go on stripping
+        replay = np.concatenate(self._replay)[first_frame - self._replay_first_frame :]
+        self._restart_search(first_frame, replay)
+        self._forget_leading_phrase()
 
     def partial(self) -> str:
         """The running best text (cheap; no finalization), without the wake phrase when one is set."""
