@@ -274,10 +274,11 @@ class PipelineOptions:
     """Outside sessions the encoder keeps running and the search is restarted this often while the
     VAD hears nothing. A session opened by a speech onset keeps that search, so it starts up to
     this long before the onset and catches the soft first sound the VAD is late for. A session
-    opened by the wake word keeps it too, so the phrase is decoded whole from its start, and the
-    recognizer strips it from the front of the hypotheses: the detector fires up to ~250 ms before
-    the phrase ends, and a search restarted there decoded the rest of the phrase as the command
-    ("hey jarvis, set a timer" came out as "is set a timer")."""
+    opened by the wake word keeps it too, so the phrase is decoded whole from its start; the
+    recognizer strips it from the front of the hypotheses and, once a word follows it, restarts
+    the search where it ended (``StreamingRecognizer.strip_leading_phrase``). The detector fires
+    up to ~250 ms before the phrase ends: a search restarted at the detection decoded the rest of
+    the phrase as the command ("hey jarvis, set a timer" came out as "is set a timer")."""
     idle_search_reset_s: float = 2.0
     """Outside sessions and in speech (talk without the wake word), the search restarts this often,
     so the hypothesis of idle audio cannot grow with the stream."""

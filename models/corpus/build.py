@@ -147,13 +147,13 @@ PROFILES: dict[str, Profile] = {
             GroupPlan("background", "background", 150),
         ),
     ),
-    # ~10 h, ~5 h of it Kokoro (stock + ~60 generated speakers): medium's classic shards plus the
-    # natural voices the reserved ones are closest to; ~70 min on 2 cores.
+    # ~11 h, ~5.3 h of it Kokoro (54 stock + 100 generated speakers): medium's classic shards plus
+    # the natural voices the reserved ones are closest to; ~1 h on 2 cores.
     "large": Profile(
         shard_size=100,
         dev_sentences=300,
-        generated_voices=60,
-        max_candidates=240,
+        generated_voices=100,
+        max_candidates=360,
         streams=40,
         groups=(
             GroupPlan("espeak", "espeak", 2400),
@@ -161,7 +161,7 @@ PROFILES: dict[str, Profile] = {
             GroupPlan("festival", "festival", 1200),
             GroupPlan("kokoro-stock", "kokoro-stock", 2400),
             GroupPlan("background", "background", 150),
-            GroupPlan("kokoro-gen", "kokoro-generated", 3000),
+            GroupPlan("kokoro-gen", "kokoro-generated", 4000),
         ),
     ),
     "small": Profile(
