@@ -116,6 +116,32 @@ def test_bonuses_row_matches_forward_for_every_state_and_token() -> None:
         assert np.allclose(row, expected), state
 
 
+def test_taken_back_counts_exactly_the_pending_tokens_whose_bonus_a_step_returns() -> None:
+    # With one boost per token and no cap, each step earns 1 for its own token if the graph is in
+    # a match after it, minus 1 per token it takes back; the end-point takes back the rest of an
+    # unfinished match. That is what lets the search charge back what it spared those tokens.
+    graph = graph_of(SIOBHAN, ANN, KITCHEN_LIGHT, KITCHEN_LIGHT_STRIP, [8, 10])
+    root = graph.start_state()
+    for tokens in itertools.product(range(1, 11), repeat=4):
+        state = root
+        for token in tokens:
+            bonus, after = graph.forward(state, token)
+            taken = graph.taken_back(state, token)
+            assert 0 <= taken <= graph.pending(state), (tokens, token)
+            assert bonus == (after != root) - taken, (tokens, token)
+            assert graph.pending(after) <= graph.pending(state) - taken + 1, (tokens, token)
+            assert (graph.pending(after) > 0) == (after != root), (tokens, token)
+            state = after
+        assert graph.finalize(state) == -graph.taken_back(state, None), tokens
+
+
+def test_nothing_is_ever_taken_back_when_failed_matches_keep_their_bonus() -> None:
+    graph = ContextGraph.build([SIOBHAN], WORD_START, max_boost_per_word=100, cancel_failed=False)
+    _, state = graph.forward(graph.start_state(), 1)
+    assert graph.pending(state) == 0
+    assert graph.taken_back(state, 4) == graph.taken_back(state, None) == 0
+
+
 def test_labels_name_the_phrase_a_state_completes() -> None:
     graph = ContextGraph.build([SIOBHAN], WORD_START, labels=["Siobhan"])
     state = graph.start_state()

@@ -12,7 +12,14 @@ import pytest
 
 from assistant.asr.context_graph import ContextGraph
 from assistant.asr.lm import LM_FILE, LanguageModelError, NgramLm, pieces_hash
-from assistant.asr.search import GreedySearch, ModifiedBeamSearch, SearchOptions, log_probs
+from assistant.asr.search import (
+    GreedySearch,
+    Hypothesis,
+    ModifiedBeamSearch,
+    SearchOptions,
+    log_probs,
+    make_search,
+)
 from assistant.asr.tokenizer import Tokenizer
 from models.lm.build import build_lm, count_ngrams, kneser_ney
 from tests.test_asr_search import Scripted, Table, frames
@@ -238,6 +245,78 @@ def test_names_in_a_biasing_match_are_spared_the_lms_penalty(abstain: bool, winn
     plain = ModifiedBeamSearch(Scripted(names_case), Scripted(names_case), SearchOptions(beam=4), graph)
     plain.advance(frames(3))
     assert plain.nbest()[0].tokens == (1, 2)
+
+
+# Vocabulary 0 blank, 1 "▁a", 2 "b", 3 "▁c", 4 "d" ("▁" starts a word). The LM has not seen the
+# names: "b" after "▁a" is very unlikely (≈0.008), every other token is uniform (0.2).
+WAIVER_WORD_START = [False, True, False, True, False]
+WAIVER_LM = NgramLm.from_tables(
+    order=2, vocab_size=5, blank_id=0, tables=[{(): (1.0, {})}, {(1,): (0.04, {3: 0.96})}]
+)
+
+
+def said(tokens: tuple[int, ...], blank: float) -> Table:
+    """Frame t says tokens[t] (or blank, with probability ``blank``); then silence."""
+
+    def table(t: int, context: tuple[int, ...]) -> list[float]:
+        row = [0.0] * 5
+        if t < len(tokens):
+            row[0], row[tokens[t]] = blank, 1.0 - blank
+        else:
+            row[0] = 1.0
+        return row
+
+    return table
+
+
+def decoded(kind: str, tokens: tuple[int, ...], name: list[int], abstain: bool, n: int) -> list[Hypothesis]:
+    """After ``n`` frames of ``tokens`` with one name in the graph: the N-best (greedy: the 1-best)
+    once the tokens are said, the running hypotheses before."""
+    graph = ContextGraph.build([name], WAIVER_WORD_START, boost_per_token=1.5, max_boost_per_word=100)
+    table = said(tokens, blank=0.0 if kind == "greedy" else 0.1)
+    options = SearchOptions(
+        beam=1 if kind == "greedy" else 8, nbest=8, lm_weight=1.0, lm_abstains_in_names=abstain
+    )
+    search = make_search(Scripted(table), Scripted(table), options, graph, WAIVER_LM)
+    search.advance(frames(n))
+    if n > len(tokens):
+        return search.nbest()
+    return search.current() if isinstance(search, ModifiedBeamSearch) else [search.best()]
+
+
+def text_score(hypotheses: list[Hypothesis], tokens: tuple[int, ...]) -> float:
+    return next(h.score for h in hypotheses if h.tokens == tokens)
+
+
+@pytest.mark.parametrize("kind", ["greedy", "beam"])
+@pytest.mark.parametrize(
+    "tokens, name",
+    [
+        ((1, 2, 3), [1, 2, 4]),  # "▁a b" starts the name, "▁c" fails it
+        ((1, 2), [1, 2, 4]),  # the end-point leaves it unfinished
+    ],
+)
+def test_a_failed_match_pays_back_the_lm_penalty_it_was_spared(
+    kind: str, tokens: tuple[int, ...], name: list[int]
+) -> None:
+    # While the match is open the waiver counts (so the name can survive pruning) ...
+    open_match = (1, 2)
+    spared = text_score(decoded(kind, tokens, name, abstain=True, n=2), open_match)
+    assert spared > text_score(decoded(kind, tokens, name, abstain=False, n=2), open_match) + 3.0
+    # ... and once the graph takes the match back, the score is exactly the one without it.
+    with_waiver = decoded(kind, tokens, name, abstain=True, n=len(tokens) + 2)
+    without = decoded(kind, tokens, name, abstain=False, n=len(tokens) + 2)
+    assert text_score(with_waiver, tokens) == pytest.approx(text_score(without, tokens), abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["greedy", "beam"])
+@pytest.mark.parametrize("tokens", [(1, 2, 3), (1, 2)])  # the name, then a word or the end-point
+def test_a_finished_name_keeps_the_lm_penalty_it_was_spared(kind: str, tokens: tuple[int, ...]) -> None:
+    with_waiver = decoded(kind, tokens, [1, 2], abstain=True, n=len(tokens) + 2)
+    without = decoded(kind, tokens, [1, 2], abstain=False, n=len(tokens) + 2)
+    # What the name's two tokens were spared: their whole LM log-prob (weight 1, no insertion bonus).
+    spared = -(math.log(0.2) + math.log(0.04 / 5))
+    assert text_score(with_waiver, tokens) == pytest.approx(text_score(without, tokens) + spared, abs=1e-4)
 
 
 # ------------------------------------------------------------------------- the recognizer

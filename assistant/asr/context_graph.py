@@ -38,6 +38,18 @@ A worked example, with ids standing for pieces — 1 "▁si", 2 "ob", 3 "han", 4
 >>> _, s = graph.forward(root, 5)
 >>> graph.forward(s, 6)[0], graph.forward(s, 4)[0]  # "ann" + "a" is "anna"; "ann" + "▁call" is kept
 (-1.5, 0.0)
+
+Which tokens a step takes back (``pending``, ``taken_back``: a search that spared those tokens
+the LM's penalty charges it back): "▁si ob" has 2 tokens pending; "han" finishes the name,
+"▁call" or the end-point take both back. A finished "ann" is kept by a word start or the end-point,
+and taken back by "a".
+
+>>> _, s = graph.forward(root, 1); _, s = graph.forward(s, 2)
+>>> graph.pending(s), graph.taken_back(s, 3), graph.taken_back(s, 4), graph.taken_back(s, None)
+(2, 0, 2, 2)
+>>> _, s = graph.forward(root, 5)
+>>> graph.taken_back(s, 4), graph.taken_back(s, 6), graph.taken_back(s, None)
+(0, 1, 0)
 """
 
 from __future__ import annotations
@@ -277,6 +289,32 @@ class ContextGraph:
             return 0.0
         kept = self._node_score[state] if self._is_end[state] else self._confirmed[state]
         return kept - self._node_score[state]
+
+    def pending(self, state: int) -> int:
+        """How many of the last tokens are in a match the graph may still take back: those after
+        the last finished name (0 at the root, and always 0 when failed matches keep their bonus).
+        """
+        if not self.cancel_failed:
+            return 0
+        return self._depth[state] - self._confirmed_depth[state]
+
+    def taken_back(self, state: int, token: int | None) -> int:
+        """How many of the ``pending(state)`` tokens, oldest first, emitting ``token`` takes back
+        (``None``: the end-point, as :meth:`finalize` settles it).
+
+        The fail arc's bonus returns exactly those tokens' bonuses (the suffix it goes on from
+        starts a new match and earns again). A search that spared those tokens something else,
+        the LM's penalty, charges that back for the same tokens (the module's example).
+        """
+        pending = self.pending(state)
+        if pending == 0:
+            return 0
+        if token is None:
+            return 0 if self._is_end[state] else pending
+        if token in self._children[state] or (self._is_end[state] and self._word_start[token]):
+            return 0
+        target = self.forward(state, token)[1]
+        return pending - max(self._depth[target] - 1, 0)
 
     def bonuses(self, state: int) -> FloatArray:
         """``forward(state, t)[0]`` for every token ``t`` (cached per state).

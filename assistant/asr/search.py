@@ -23,7 +23,9 @@ goes into the same ``context`` score as the biasing bonus (everything that is no
 LM's state is its last ``order − 1`` tokens, longer than the predictor's context: with an LM the
 beam entries remember that many tokens and merge only when all of them (and the biasing state)
 agree, so merging stays exact. Inside a name the biasing graph is matching, the LM may help but
-never penalise (``lm_abstains_in_names``): the names are exactly what the LM has not seen.
+never penalise (``lm_abstains_in_names``): the names are exactly what the LM has not seen. Like the
+graph's bonus, that waiver is provisional: when the graph takes a partial match back, the penalties
+spared on its tokens are charged back, so only a finished name keeps them.
 
 >>> import numpy as np
 >>> class Peaked:  # predictor + joiner: frame t's logits come from a script, whatever the context
@@ -95,6 +97,10 @@ class Biasing(Protocol):
 
     def bonuses(self, state: int) -> FloatArray: ...
 
+    def pending(self, state: int) -> int: ...
+
+    def taken_back(self, state: int, token: int | None) -> int: ...
+
 
 # --------------------------------------------------------------------------- options and results
 
@@ -114,13 +120,11 @@ class SearchOptions:
     bonus_before_pruning: bool = True
     # Shallow fusion with a language model (used only when the search is given one): weight of
     # its log-prob per emitted token (0: off, exactly as without an LM), a bonus per emitted token
-    # that offsets the LM's pull towards short outputs, and whether a token that continues a
-    # biasing-graph match is spared the LM's penalty.
+    # that offsets the LM's pull towards short outputs, and whether a token that starts or
+    # continues a biasing-graph match is spared the LM's penalty (charged back if the graph takes
+    # the match back, kept once the name is finished).
     lm_weight: float = 0.0
     lm_insertion_bonus: float = 0.0
-    # Off by default: measured (docs/results/biasing.md), sparing the LM's penalty inside partial
-    # matches costs far more WER on plain commands than it gains on names (the waiver is not
-    # charged back when a match fails, and with near-character pieces almost every word starts one).
     lm_abstains_in_names: bool = False
 
     def __post_init__(self) -> None:
@@ -197,48 +201,86 @@ def _log_sum(values: Iterable[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in items))
 
 
+Waived = tuple[float, ...]
+"""The LM penalties spared on the tokens the biasing graph holds pending, oldest first."""
+
+
 class _LmFusion:
     """The LM's share of each candidate's score, for both searches.
 
-    ``terms(history, bias_state, bonus_row)``: per token, ``weight × log P + insertion bonus``
-    (0 for blank); where the biasing graph is matching a name, negative terms become 0.
+    ``terms(history, bias_state)``: per token, ``weight × log P + insertion bonus`` (0 for blank).
+    With ``lm_abstains_in_names`` (``waives``), a token that leaves the graph inside a match gets
+    ``max(term, 0)`` instead, and the penalty it was spared goes into the hypothesis' ``Waived``
+    (aligned with the graph's ``pending`` tokens). When a token makes the graph take pending tokens
+    back (``taken_back``: a failed match, whose bonus the fail arc returns), ``charges`` adds their
+    spared penalties back; when the name is finished they leave the tuple uncharged. So a failed
+    match ends with exactly the score it would have had without the waiver.
     """
 
     def __init__(self, lm: LanguageModel, options: SearchOptions, biasing: Biasing | None) -> None:
         self.lm, self.options, self.biasing = lm, options, biasing
         self.state_length = lm.order - 1
-        self._in_name: dict[int, npt.NDArray[np.bool_]] = {}
+        self.waives = biasing is not None and options.lm_abstains_in_names
+        self._matching: dict[int, tuple[npt.NDArray[np.bool_], IntArray]] = {}
 
     def lm_state(self, history: tuple[int, ...]) -> tuple[int, ...]:
         return history[len(history) - self.state_length :]
 
-    def terms(self, history: tuple[int, ...], bias_state: int, bonus_row: FloatArray | None) -> FloatArray:
+    def terms(self, history: tuple[int, ...], bias_state: int) -> tuple[FloatArray, FloatArray | None]:
+        """The LM terms with any waiver applied, and the penalty each token is spared (None when
+        the search does not waive)."""
         options = self.options
         terms: FloatArray = options.lm_weight * self.lm.logprobs(self.lm_state(history))
         terms = terms + np.float32(options.lm_insertion_bonus)
         terms[options.blank_id] = 0.0
-        if self.biasing is not None and bonus_row is not None and options.lm_abstains_in_names:
-            terms = np.where(self._name_tokens(bias_state, bonus_row), np.maximum(terms, 0.0), terms)
-        return terms
+        if not self.waives:
+            return terms, None
+        in_match, _ = self._match(bias_state)
+        spared: FloatArray = np.where(in_match, np.maximum(-terms, 0.0), 0.0).astype(np.float32)
+        return terms + spared, spared
 
-    def settle(self, history: tuple[int, ...]) -> float:
-        """The sentence end's LM score (added when the N-best is read)."""
-        return self.options.lm_weight * self.lm.finalize(self.lm_state(history))
+    def charges(self, bias_state: int, waived: Waived) -> FloatArray | None:
+        """Per token: minus the spared penalties of the pending tokens it takes back (None when
+        nothing is pending: the usual case, kept off the hot path)."""
+        if not any(waived):
+            return None
+        _, taken = self._match(bias_state)
+        owed = np.concatenate(([0.0], np.cumsum(waived, dtype=np.float64))).astype(np.float32)
+        charge: FloatArray = -owed[taken]
+        return charge
 
-    def _name_tokens(self, bias_state: int, bonus_row: FloatArray) -> npt.NDArray[np.bool_]:
-        """Tokens that start or continue a name from ``bias_state``: they earn a bonus, or they
-        keep the graph inside a match without losing any (a capped piece of a long word)."""
-        mask = self._in_name.get(bias_state)
-        if mask is None:
+    def carry(self, waived: Waived, spared: float, bias_after: int) -> Waived:
+        """The waiver tuple after a token spared ``spared`` moved the graph to ``bias_after``: its
+        last ``pending(bias_after)`` entries (taken-back and finished tokens drop out)."""
+        assert self.biasing is not None
+        keep = self.biasing.pending(bias_after)
+        extended = (*waived, spared)
+        return extended[len(extended) - keep :] if keep else ()
+
+    def settle(self, history: tuple[int, ...], bias_state: int, waived: Waived) -> float:
+        """The sentence end's LM score, and the charge for a match the end-point leaves unfinished
+        (added when the N-best is read, like the graph's finalize)."""
+        end = self.options.lm_weight * self.lm.finalize(self.lm_state(history))
+        if waived:
             assert self.biasing is not None
-            mask = bonus_row > 0
-            start = self.biasing.start_state()
-            if bias_state != start:
-                for token in np.flatnonzero(bonus_row == 0):
-                    mask[token] = self.biasing.forward(bias_state, int(token))[1] != start
-            mask[self.options.blank_id] = False
-            self._in_name[bias_state] = mask
-        return mask
+            end -= sum(waived[: self.biasing.taken_back(bias_state, None)])
+        return end
+
+    def _match(self, bias_state: int) -> tuple[npt.NDArray[np.bool_], IntArray]:
+        """Per token from ``bias_state``: whether the graph is inside a match after it (the token
+        starts or continues a name), and how many pending tokens it takes back. Cached per state."""
+        found = self._matching.get(bias_state)
+        if found is None:
+            biasing = self.biasing
+            assert biasing is not None
+            start = biasing.start_state()
+            vocab = range(len(biasing.bonuses(bias_state)))
+            in_match = np.array([biasing.forward(bias_state, t)[1] != start for t in vocab], dtype=bool)
+            in_match[self.options.blank_id] = False
+            taken = np.array([biasing.taken_back(bias_state, t) for t in vocab], dtype=np.int64)
+            taken[self.options.blank_id] = 0
+            found = self._matching[bias_state] = (in_match, taken)
+        return found
 
 
 def _fusion(lm: LanguageModel | None, options: SearchOptions, biasing: Biasing | None) -> _LmFusion | None:
@@ -269,6 +311,7 @@ class GreedySearch:
     def reset(self, first_frame: int = 0) -> None:
         self._context = (self.options.blank_id,) * self._history
         self._bias_state = self.biasing.start_state() if self.biasing is not None else 0
+        self._waived: Waived = ()
         self._tokens: list[int] = []
         self._frames: list[int] = []
         self._acoustic = 0.0
@@ -299,8 +342,13 @@ class GreedySearch:
                 bonus = self.biasing.bonuses(self._bias_state).copy()
                 bonus[blank] = 0.0
                 scores += bonus
-            lm_terms = self.fusion.terms(self._context, self._bias_state, bonus) if self.fusion else None
-            if lm_terms is not None:
+            lm_terms: FloatArray | None = None
+            spared: FloatArray | None = None
+            if self.fusion is not None:
+                lm_terms, spared = self.fusion.terms(self._context, self._bias_state)
+                charge = self.fusion.charges(self._bias_state, self._waived)
+                if charge is not None:
+                    lm_terms = lm_terms + charge
                 scores += lm_terms
             token = int(np.argmax(scores))
             self._acoustic += float(logp[token])
@@ -312,6 +360,8 @@ class GreedySearch:
                     gained, self._bias_state = self.biasing.forward(self._bias_state, token)
                 if lm_terms is not None:
                     gained += float(lm_terms[token])
+                if spared is not None and self.fusion is not None:
+                    self._waived = self.fusion.carry(self._waived, float(spared[token]), self._bias_state)
                 self._bonus += gained
                 self._token_acoustic.append(self._blanks + float(logp[token]))
                 self._token_context.append(gained)
@@ -334,7 +384,7 @@ class GreedySearch:
     def nbest(self) -> list[Hypothesis]:
         settle = self.biasing.finalize(self._bias_state) if self.biasing is not None else 0.0
         if self.fusion is not None:
-            settle += self.fusion.settle(self._context)
+            settle += self.fusion.settle(self._context, self._bias_state, self._waived)
         return [self._hypothesis(settle)]
 
     def _hypothesis(self, settle: float) -> Hypothesis:
@@ -394,12 +444,17 @@ class _State:
 
     ``context`` holds the predictor's context, or the LM's longer state when an LM is fused;
     ``node`` is where it last changed; ``blanks`` the blank log-probs since that node's frame.
+    ``waived``: the LM penalties spared on the pending tokens of the graph's match (with
+    ``lm_abstains_in_names``), to charge back if the match fails. It is not in the key: the merged
+    paths end in the same match (the same graph state), but the spared amounts can differ where
+    the LM saw different tokens before it, and the merged entry keeps its best path's.
     """
 
     context: tuple[int, ...]
     bias: int
     node: _Node
     blanks: float
+    waived: Waived = ()
 
     @property
     def key(self) -> tuple[tuple[int, ...], int]:
@@ -530,14 +585,17 @@ class ModifiedBeamSearch:
         scores = forward[:, None] + logp  # the bonus counts BEFORE pruning
         if options.bonus_before_pruning:
             scores = scores + bonus
+        spared: FloatArray | None = None
         if self.fusion is not None:  # so does the LM: one matrix of non-acoustic scores for the arcs
             fusion = self.fusion
-            lm_terms = np.stack(
-                [
-                    fusion.terms(state.context, state.bias, bonus[row] if self.biasing is not None else None)
-                    for row, state in enumerate(beam)
-                ]
-            )
+            rows = [fusion.terms(state.context, state.bias) for state in beam]
+            lm_terms = np.stack([terms for terms, _ in rows])
+            if fusion.waives:
+                spared = np.stack([row_spared for _, row_spared in rows if row_spared is not None])
+                for row, state in enumerate(beam):  # failed matches pay back what they were spared
+                    charge = fusion.charges(state.bias, state.waived)
+                    if charge is not None:
+                        lm_terms[row] += charge
             scores = scores + lm_terms
             bonus = bonus + lm_terms
 
@@ -559,22 +617,26 @@ class ModifiedBeamSearch:
                 bias = self.biasing.forward(state.bias, token)[1] if self.biasing is not None else 0
                 targets.setdefault(((*state.context[1:], token), bias), None)
 
-        candidates = [self._merge_into(key, logp, bonus) for key in targets]
+        candidates = [self._merge_into(key, logp, bonus, spared) for key in targets]
         candidates.sort(key=lambda state: state.forward, reverse=True)
         self._beam = candidates[: options.beam]
         self._next_frame += 1
 
-    def _merge_into(self, key: tuple[tuple[int, ...], int], logp: FloatArray, bonus: FloatArray) -> _State:
-        """The new beam state ``key``: every way into it this frame, summed."""
+    def _merge_into(
+        self, key: tuple[tuple[int, ...], int], logp: FloatArray, bonus: FloatArray, spared: FloatArray | None
+    ) -> _State:
+        """The new beam state ``key``: every way into it this frame, summed (the spared LM
+        penalties of its best way)."""
         context, bias = key
         blank, token = self.options.blank_id, context[-1]
         arcs: list[_Arc] = []
+        waivers: list[Waived] = []
         carried: _State | None = None
         for row, state in enumerate(self._beam):
             if state.key == key:  # stays: blank
                 stay = float(logp[row, blank])
                 if stay != NEG_INF:
-                    carried = _State(context, bias, state.node, state.blanks + stay)
+                    carried = _State(context, bias, state.node, state.blanks + stay, state.waived)
             # Not `elif`: "a a" emitting "a" again comes back to its own key.
             if (
                 token != blank
@@ -584,14 +646,19 @@ class ModifiedBeamSearch:
             ):
                 emit, gained = float(logp[row, token]), float(bonus[row, token])
                 arcs.append(_Arc(state.node, token, state.blanks + emit, gained))
+                if spared is not None and self.fusion is not None:
+                    waivers.append(self.fusion.carry(state.waived, float(spared[row, token]), bias))
         if not arcs:
             assert carried is not None, "a target comes from a candidate with a finite score"
             return carried
         if carried is not None:
             arcs.append(_Arc(carried.node, None, carried.blanks, 0.0))
+            if spared is not None:
+                waivers.append(carried.waived)
         node = _Node(token, self._next_frame, self._nodes_made, arcs)
         self._nodes_made += 1
-        return _State(context, bias, node, 0.0)
+        waived = waivers[next(i for i, arc in enumerate(arcs) if arc is node.best)] if waivers else ()
+        return _State(context, bias, node, 0.0, waived)
 
     def fork(self) -> ModifiedBeamSearch:
         """An independent copy. Cheap: beam states and lattice nodes never change once made, so
@@ -622,7 +689,7 @@ class ModifiedBeamSearch:
         for state in self._beam:
             settle = self.biasing.finalize(state.bias) if self.biasing is not None else 0.0
             if self.fusion is not None:
-                settle += self.fusion.settle(state.context)
+                settle += self.fusion.settle(state.context, state.bias, state.waived)
             ends.append(_Arc(state.node, None, state.blanks, settle))
         # Paths come best-alignment first, but a text's score sums its alignments: look at a
         # few more texts than asked for, then rank them by their summed scores.
