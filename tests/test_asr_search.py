@@ -225,6 +225,8 @@ def test_make_search_falls_back_to_greedy_for_beam_one() -> None:
     assert isinstance(make_search(fake, fake, SearchOptions(beam=4)), ModifiedBeamSearch)
     with pytest.raises(ValueError):
         SearchOptions(beam=0)
+    with pytest.raises(ValueError):
+        SearchOptions(protected_slots=-1)
 
 
 # ------------------------------------------------------------------------- biasing in the search
@@ -275,3 +277,40 @@ def test_greedy_uses_the_bonus_too() -> None:
     greedy = run(GreedySearch(fake, fake, SearchOptions(beam=1), biasing=graph), 4)
     assert greedy.nbest()[0].tokens == (1, 2, 3, 4)
     assert greedy.nbest()[0].context == pytest.approx(4.5)
+
+
+# Tokens: 1 "▁sea", 2 "▁si", 3 "▁sy", 4 "ob". Names "▁si ob" and "▁sy ob"; "ob" is never heard.
+def crowding_table(t: int, context: tuple[int, ...]) -> list[float]:
+    """Frame 0 sounds like "sea" (0.5) more than "si" or "sy" (0.2 each); then silence."""
+    if t == 0:
+        return [0.1, 0.5, 0.2, 0.2, 0.0]
+    return [0.97, 0.01, 0.01, 0.01, 0.0]
+
+
+@pytest.mark.parametrize("protected, survives", [(0, False), (1, True)])
+def test_protected_slots_keep_the_plain_reading_when_partial_matches_fill_the_beam(
+    protected: int, survives: bool
+) -> None:
+    # Beam 2: with a bonus of 3, the open matches "si" and "sy" outrank "sea", which is pruned at
+    # frame 0; the matches then fail and their bonus goes back, too late. A protected slot ranks
+    # with open matches taken back, keeps "sea", and "sea" wins the final N-best.
+    word_start = [False, True, True, True, False]
+    graph = ContextGraph.build([[2, 4], [3, 4]], word_start, boost_per_token=3.0, max_boost_per_word=100)
+    fake = Scripted(crowding_table)
+    options = SearchOptions(beam=2, nbest=4, protected_slots=protected)
+    best = run(ModifiedBeamSearch(fake, fake, options, biasing=graph), 4).nbest()[0]
+    if survives:
+        assert best.tokens == (1,)
+        assert best.acoustic == pytest.approx(math.log(0.5 * 0.97**3), abs=1e-4)
+    else:
+        assert best.tokens in {(2,), (3,)}
+        assert best.context == pytest.approx(0.0)  # a wrong text won, with no bonus left
+
+
+def test_protected_slots_change_nothing_without_a_biasing_list() -> None:
+    fake = Scripted(crowding_table)
+    found = [
+        run(ModifiedBeamSearch(fake, fake, SearchOptions(beam=2, protected_slots=k)), 4).nbest()
+        for k in (0, 1)
+    ]
+    assert found[0] == found[1]

@@ -118,6 +118,11 @@ class SearchOptions:
     # Ablation only: False adds the biasing bonus after the top-k pruning instead of before, so a
     # name's first piece must enter the beam on its acoustics alone.
     bonus_before_pruning: bool = True
+    # With a biasing list: this many beam slots go to the best hypotheses as they would score if
+    # every open match failed now (the bonus the graph would take back taken back), the rest to
+    # the best with the provisional bonus. Partial matches of names the user did not say cannot
+    # crowd the plain reading out of the beam; 0 turns it off (ablation). At most ``beam - 1``.
+    protected_slots: int = 2
     # Shallow fusion with a language model (used only when the search is given one): weight of
     # its log-prob per emitted token (0: off, exactly as without an LM), a bonus per emitted token
     # that offsets the LM's pull towards short outputs, and whether a token that starts or
@@ -130,6 +135,8 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.beam < 1 or self.nbest < 1 or self.context_size < 1:
             raise ValueError("beam, nbest and context_size must be at least 1")
+        if self.protected_slots < 0:
+            raise ValueError("protected_slots must be at least 0")
 
 
 @dataclass(frozen=True)
@@ -586,6 +593,7 @@ class ModifiedBeamSearch:
         if options.bonus_before_pruning:
             scores = scores + bonus
         spared: FloatArray | None = None
+        fused = np.zeros_like(logp)
         if self.fusion is not None:  # so does the LM: one matrix of non-acoustic scores for the arcs
             fusion = self.fusion
             rows = [fusion.terms(state.context, state.bias) for state in beam]
@@ -598,6 +606,7 @@ class ModifiedBeamSearch:
                         lm_terms[row] += charge
             scores = scores + lm_terms
             bonus = bonus + lm_terms
+            fused = lm_terms
 
         # Candidates worth a look: the best few (state, token) pairs; their targets are then
         # filled in exactly from every state that leads there.
@@ -605,6 +614,16 @@ class ModifiedBeamSearch:
         wanted = min(flat.size, 2 * options.beam + 2)
         top = np.argpartition(-flat, wanted - 1)[:wanted]
         top = top[np.lexsort((top, -flat[top]))]
+        settled: FloatArray | None = None
+        protected = min(options.protected_slots, options.beam - 1)
+        if self.biasing is not None and protected:
+            # The protected slots' candidates: ranked as if the open matches failed now, and
+            # without this frame's bonus (a token that finishes a name is among `top` anyway).
+            settled = forward + np.array([self.biasing.finalize(state.bias) for state in beam])
+            plain = (settled[:, None] + logp + fused).ravel()
+            wanted = min(plain.size, 2 * protected + 2)
+            extra = np.argpartition(-plain, wanted - 1)[:wanted]
+            top = np.concatenate((top, extra[np.lexsort((extra, -plain[extra]))]))
         targets: dict[tuple[tuple[int, ...], int], None] = {}
         for index in top:
             if flat[index] == NEG_INF:
@@ -619,8 +638,26 @@ class ModifiedBeamSearch:
 
         candidates = [self._merge_into(key, logp, bonus, spared) for key in targets]
         candidates.sort(key=lambda state: state.forward, reverse=True)
-        self._beam = candidates[: options.beam]
+        if settled is not None and len(candidates) > options.beam:
+            self._beam = self._prune_protecting_plain(candidates, protected)
+        else:
+            self._beam = candidates[: options.beam]
         self._next_frame += 1
+
+    def _prune_protecting_plain(self, ranked: list[_State], protected: int) -> list[_State]:
+        """``beam`` of the ``ranked`` candidates (best forward score first): the best ``protected``
+        by their score with open matches taken back, then the best of the rest."""
+        assert self.biasing is not None
+        finalize = self.biasing.finalize
+        by_settled = sorted(
+            range(len(ranked)), key=lambda i: ranked[i].forward + finalize(ranked[i].bias), reverse=True
+        )
+        keep = set(by_settled[:protected])
+        for index in range(len(ranked)):
+            if len(keep) >= self.options.beam:
+                break
+            keep.add(index)
+        return [ranked[index] for index in sorted(keep)]
 
     def _merge_into(
         self, key: tuple[tuple[int, ...], int], logp: FloatArray, bonus: FloatArray, spared: FloatArray | None

@@ -57,6 +57,7 @@ from assistant.asr.context_graph import ContextGraph
 from assistant.asr.model_config import AsrModelConfig
 from assistant.asr.onnx_model import EncoderState, OnnxTransducer
 from assistant.asr.recognizer import StreamingRecognizer, TransducerModel, load_language_model
+from assistant.asr.search import SearchOptions
 from assistant.asr.tokenizer import Tokenizer
 from assistant.frontend import LogMelExtractor
 from assistant.textnorm import to_spoken
@@ -219,12 +220,14 @@ def decode(
     *,
     bonus_before_pruning: bool = True,
     lm_abstains_in_names: bool = False,
+    protected_slots: int = SearchOptions.protected_slots,
 ) -> tuple[list[str], float]:
     """1-best texts and the seconds it took."""
     recognizer.options = dataclasses.replace(
         recognizer.options,
         bonus_before_pruning=bonus_before_pruning,
         lm_abstains_in_names=lm_abstains_in_names,
+        protected_slots=protected_slots,
     )
     recognizer.set_biasing(graph)
     texts = []
@@ -292,6 +295,7 @@ class Setting:
     sound_alikes: bool = True
     lm: bool = False  # the command-domain LM fused too, as the daemon decodes
     lm_abstains_in_names: bool = False  # the LM's penalties waived inside a partial name match
+    protected_slots: int = SearchOptions.protected_slots  # beam slots ranked with open matches taken back
 
 
 def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
@@ -301,6 +305,8 @@ def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
         Setting("biasing, no sound-alikes", dataclasses.replace(base, sound_alikes=False)),
         Setting("ablation: no fail-arc cancellation", dataclasses.replace(base, cancel_failed=False)),
         Setting("ablation: bonus after pruning", base, bonus_before_pruning=False),
+        Setting("ablation: no protected slot", base, protected_slots=0),
+        Setting("ablation: one protected slot", base, protected_slots=1),
         Setting("prefix activation", dataclasses.replace(base, activation_prefixes=DEFAULT_PREFIXES)),
     ]
     out.extend(
@@ -315,6 +321,7 @@ def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
         out += [
             Setting("LM, no biasing", None, lm=True),
             Setting("LM + biasing (daemon defaults)", base, lm=True),
+            Setting("ablation: LM + biasing, no protected slot", base, lm=True, protected_slots=0),
             Setting("ablation: LM + biasing, LM abstains in names", base, lm=True, lm_abstains_in_names=True),
         ]
     return out
@@ -354,6 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flags = {
             "bonus_before_pruning": setting.bonus_before_pruning,
             "lm_abstains_in_names": setting.lm_abstains_in_names,
+            "protected_slots": setting.protected_slots,
         }
         name_texts, _ = decode(decoder, named, features, graph, **flags)
         plain_texts, _ = decode(decoder, plain, features, graph, **flags)
