@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("soundfile")
 
+from models.corpus import augment
 from models.corpus.engines import Voice
+from models.corpus.fetch_voices import VoiceAssets
 from models.wakeword import data
 from models.wakeword.data import (
     DataRecipe,
@@ -75,7 +78,7 @@ def test_reserved_voices_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(data, "classic_training_voices", lambda: [Voice("flite", "slt")])
     with pytest.raises(ValueError, match="reserved"):
         data.training_voices(
-            DataRecipe(phrase="hey jarvis", classic_voices=1, kokoro_voices=0), data.VoiceAssets()
+            DataRecipe(phrase="hey jarvis", classic_voices=1, kokoro_voices=0), VoiceAssets()
         )
 
 
@@ -169,3 +172,140 @@ def test_tail_negatives_only_for_phrases_of_several_words() -> None:
     one_word = DataRecipe(phrase="jarvis", example_s=2.0, positives_per_unit=1, tail_share=1.0)
     units[0].text = "jarvis"
     assert "tail" not in make_examples(units, "train", one_word, rng, negatives=20).kind
+
+
+# ------------------------------------------------------------------- recipe 4: near-misses, noise
+
+# The near-misses the recipe-3 model fired on (docs/results/wake_diagnosis.json, docs/wake.md).
+DIAGNOSED = ("say jarvis", "the jarvis", "okay jarvis", "a jarvis", "hi jarvis", "hey janice", "hey java")
+
+
+def test_near_misses_hold_the_diagnosed_texts_and_never_the_phrase() -> None:
+    near = data.near_misses_for("hey jarvis")
+    assert set(DIAGNOSED) | {"hey travis", "jarvis"} <= set(near)
+    assert len(near) == len(set(near)) and "hey siri" not in near and "okay google" not in near
+    for phrase in ("hey jarvis", "jarvis", "hey computer"):
+        assert not any(contains_phrase(t, phrase) for t in data.near_misses_for(phrase))
+    assert "say computer" in data.near_misses_for("hey computer")  # derived from the phrase
+    assert "travis" in data.near_misses_for("jarvis")  # one word: the sound-alikes alone
+
+
+def test_every_voice_says_every_near_miss_when_the_recipe_asks_for_all() -> None:
+    voices = [Voice("espeak", f"en-us+v{i}") for i in range(258)]
+    plan = data.near_miss_plan(DataRecipe(phrase="hey jarvis", near_miss_voices=1000), voices)
+    said = {text: chosen for text, chosen in plan}
+    assert set(DIAGNOSED) <= set(said)
+    assert all(len(said[text]) == 258 for text in DIAGNOSED)  # recipe 3: 6 voices a text
+    sample = data.near_miss_plan(DataRecipe(phrase="hey jarvis", near_miss_voices=40), voices)
+    assert all(len(set(chosen)) == 40 for _, chosen in sample)
+    assert sample == data.near_miss_plan(DataRecipe(phrase="hey jarvis", near_miss_voices=40), voices)
+    other_seed = data.near_miss_plan(DataRecipe(phrase="hey jarvis", seed=1, near_miss_voices=40), voices)
+    assert [c for _, c in other_seed] != [c for _, c in sample]
+    assert data.near_miss_plan(DataRecipe(phrase="hey jarvis"), voices) == []  # off by default
+
+
+class FakeEngines:
+    """Says each text as a tone whose pitch comes from the generator it is handed."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str]] = []
+
+    def synthesize(self, text: str, voice: Voice, rng: np.random.Generator) -> object:
+        self.said.append((text, voice.name))
+
+        class Said:
+            audio = tone(0.6, float(rng.uniform(200, 800)))
+
+        return Said()
+
+
+def test_near_misses_are_cached_a_text_at_a_time_and_resume_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = [Voice("espeak", f"en-us+v{i}") for i in range(5)]
+    monkeypatch.setattr(data, "classic_training_voices", lambda: pool)
+    engines = FakeEngines()
+    monkeypatch.setattr(data, "_engines", lambda *args: engines)
+    monkeypatch.setattr(data, "_trimmed", lambda audio: audio)
+    recipe = DataRecipe(phrase="hey jarvis", classic_voices=5, kokoro_voices=0, near_miss_voices=3)
+    assets = VoiceAssets(tmp_path / "no-voices")
+    first = data.load_or_make_near_misses(recipe, tmp_path, assets)
+    texts = data.near_misses_for("hey jarvis")
+    assert len(first) == 3 * len(texts) == len(engines.said)
+    assert all(u.kind == "confusable" and u.voice in {v.name for v in pool} for u in first)
+    folder = tmp_path / f"near-misses-{recipe.near_miss_key()}"
+    assert len(list(folder.glob("*.npz"))) == len(texts)
+    (folder / f"{data.text_seed(texts[4]):08x}.npz").unlink()  # as if the run had stopped there
+    engines.said.clear()
+    again = data.load_or_make_near_misses(recipe, tmp_path, assets)
+    assert {text for text, _ in engines.said} == {texts[4]} and len(engines.said) == 3
+    assert [(u.text, u.voice) for u in again] == [(u.text, u.voice) for u in first]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(again, first, strict=True))
+    # the same units next to recipe 3's cache: its key leaves the near-miss fields out
+    assert recipe.cache_key() == replace(recipe, near_miss_voices=0, near_miss_share=0.3).cache_key()
+
+
+def test_near_misses_refuse_the_reserved_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        data, "classic_training_voices", lambda: [Voice("espeak", "en-us"), Voice("flite", "slt")]
+    )
+    recipe = DataRecipe(phrase="hey jarvis", classic_voices=2, kokoro_voices=0, near_miss_voices=2)
+    with pytest.raises(ValueError, match="reserved"):
+        data.load_or_make_near_misses(recipe, tmp_path, VoiceAssets(tmp_path / "no-voices"))
+
+
+def test_near_miss_negatives_take_their_share_from_near_miss_texts_only() -> None:
+    rng = np.random.default_rng(4)
+    units = [Unit(tone(0.8, 440), "hey jarvis", "v0", "phrase", "train")]
+    units += [Unit(tone(1.0, 200 + 30 * i), "chatter", f"v{i}", "sentence", "train") for i in range(3)]
+    units += [Unit(tone(0.6, 700), "say jarvis", "v5", "confusable", "train")]
+    units += [Unit(tone(0.6, 900), "hey harvest", "v6", "confusable", "train")]
+    recipe = DataRecipe(phrase="hey jarvis", example_s=2.0, positives_per_unit=1, near_miss_share=0.5)
+    kinds = make_examples(units, "train", recipe, rng, negatives=200).kind[1:]
+    assert 0.4 < kinds.count("near_miss") / len(kinds) < 0.6
+    assert (
+        "near_miss" not in make_examples(units, "train", replace(recipe, near_miss_share=0.0), rng, 60).kind
+    )
+    # "hey harvest" is a confusable but no near-miss: without "say jarvis" there is none to draw
+    others = units[:4] + units[5:]
+    assert "near_miss" not in make_examples(others, "train", recipe, rng, negatives=60).kind
+    clip, kind = data.negative_clip(
+        {"near_miss": units[4:5]}, 32000, rng, data.Backgrounds({}, [], []), 0.0, 1.0
+    )
+    assert kind == "near_miss" and np.any(clip)
+
+
+def positive_snrs(
+    bands: data.NoiseBands, monkeypatch: pytest.MonkeyPatch, clips: int = 600
+) -> list[float | None]:
+    """The SNR each positive clip was mixed at (None: clean), through the real clip code."""
+    used: list[float] = []
+
+    def add_noise(
+        clean: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        used.append(snr_db)
+        return clean, {}
+
+    monkeypatch.setattr(augment, "add_noise", add_noise)
+    rng = np.random.default_rng(5)
+    bank = data.Backgrounds(noise={}, rirs=[], babble=[])
+    phrase = Unit(tone(0.8, 440), "hey jarvis", "v", "phrase", "train")
+    snrs: list[float | None] = []
+    for _ in range(clips):
+        before = len(used)
+        data.positive_clip(phrase, [], 32000, rng, bank, bands)
+        snrs.append(used[-1] if len(used) > before else None)
+    return snrs
+
+
+def test_positives_follow_the_recipes_noise_bands(monkeypatch: pytest.MonkeyPatch) -> None:
+    bands = ((0.45, 0.0, 10.0), (0.35, 10.0, 30.0))
+    snrs = positive_snrs(bands, monkeypatch)
+    noisy = [s for s in snrs if s is not None]
+    assert 0.4 < sum(s < 10 for s in noisy) / len(snrs) < 0.5
+    assert 0.3 < sum(s >= 10 for s in noisy) / len(snrs) < 0.4
+    assert 0.15 < snrs.count(None) / len(snrs) < 0.25  # some stay clean
+    assert min(noisy) >= 0 and max(noisy) <= 30
+    old = [s for s in positive_snrs(DataRecipe.positive_noise, monkeypatch) if s is not None]
+    assert min(old) >= 3 and sum(s < 10 for s in old) / len(old) < 0.35  # recipe 3: 3-30 dB

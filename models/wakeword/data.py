@@ -7,6 +7,9 @@ Two stages:
    build's generated Kokoro speakers), confusable phrases, ordinary chatter and commands without
    the phrase, and the training half of ``shared/data/real/wake-negatives``. Each voice is either
    ``train`` or ``val`` (a stable hash), and the reserved evaluation voices (joe, slt) are refused.
+   **Near-misses** (:func:`near_misses_for`, :func:`load_or_make_near_misses`): the confusables
+   closest to the phrase ("say jarvis", "hey janice") said by every training voice, not a few,
+   cached one text at a time so an interrupted synthesis resumes.
 2. **Examples** (:func:`make_examples`): fixed-length clips that look like a stretch of an
    always-on stream. A positive has the phrase ending between 55 % and 97 % of the clip,
    sometimes after other speech, sometimes running straight into a command; a negative holds
@@ -84,6 +87,55 @@ def confusables_for(phrase: str) -> list[str]:
     lead_ins = [f"{lead} {words[-1]}" for lead in ("okay", "say", "hi", "the", "a")]
     candidates = [*confusable_phrases(), *parts, *lead_ins]
     return [c for c in dict.fromkeys(candidates) if c and not contains_phrase(c, phrase)]
+
+
+# Words that take the place of the phrase's first word in near-misses: greetings and fillers that
+# sound like "hey" or often stand before a name. "say/the/okay/a/hi jarvis" fired the recipe-2 and
+# recipe-3 models at 0.6-1.0 mean peak (docs/results/wake_diagnosis*.json).
+NEAR_MISS_LEADS = ("a", "the", "say", "hi", "okay", "they")
+
+
+def sounds_close(word: str, target: str) -> bool:
+    """A crude spelling test for a word that sounds like ``target``: the same onset and vowel
+    letters ("janice", "java" for "jarvis") or the same last three letters ("travis"), at most
+    two letters longer or shorter. Crude, but it picks the texts the diagnosis found firing.
+
+    >>> words = ("janice", "java", "travis", "jar", "jack", "harvest", "elvis")
+    >>> [w for w in words if sounds_close(w, "jarvis")]
+    ['janice', 'java', 'travis', 'jack', 'elvis']
+    """
+    if word == target or abs(len(word) - len(target)) > 2 or len(target) < 3:
+        return False
+    return word[:2] == target[:2] or word[-3:] == target[-3:]
+
+
+def near_misses_for(phrase: str) -> list[str]:
+    """The confusables closest to the phrase, for many-voice synthesis.
+
+    For a phrase of several words: its last word(s) alone ("jarvis"), the last word after another
+    lead (:data:`NEAR_MISS_LEADS`: "say jarvis", "the jarvis"), and the corpus confusables that keep
+    the phrase's first words and change the last to one that sounds close ("hey janice", "hey
+    java", "hey travis"). For one word: the corpus confusables that sound close to it. Nothing that
+    says the phrase.
+
+    >>> near = near_misses_for("hey jarvis")
+    >>> [t for t in ("say jarvis", "the jarvis", "okay jarvis", "a jarvis", "hey janice", "hey java",
+    ...  "hey travis", "jarvis") if t not in near]
+    []
+    >>> "hey siri" in near, "hey jarvis" in near
+    (False, False)
+    """
+    words = phrase_words(phrase)
+    last = words[-1]
+    found: list[str] = []
+    if len(words) > 1:
+        found += [" ".join(words[i:]) for i in range(1, len(words))]
+        found += [f"{lead} {' '.join(words[1:])}" for lead in NEAR_MISS_LEADS]
+    for text in confusables_for(phrase):
+        said = phrase_words(text)
+        if len(said) == len(words) and said[:-1] == words[:-1] and sounds_close(said[-1], last):
+            found.append(" ".join(said))
+    return [t for t in dict.fromkeys(found) if not contains_phrase(t, phrase)]
 
 
 def negative_texts(phrase: str, seed: int, count: int) -> list[str]:
@@ -173,12 +225,32 @@ class DataRecipe:
     # share of negatives that are the phrase without its first word(s) ("jarvis", "a jarvis"):
     # multi-word phrases only; without them a "hey jarvis" model learns to spot "jarvis"
     tail_share: float = 0.0
+    # near-misses (near_misses_for): voices per text (0: none; the pool's size or more: every
+    # training voice), and the share of negatives drawn from them (on top of the confusables)
+    near_miss_voices: int = 0
+    near_miss_share: float = 0.0
+    # background noise under positives: (probability, lowest, highest SNR dB) bands, the rest
+    # clean; recipe 3 had 3-30 dB for 75 % of them
+    positive_noise: tuple[tuple[float, float, float], ...] = ((0.75, 3.0, 30.0),)
 
     def cache_key(self) -> str:
-        """Hash of the fields that change the synthesis (the rest shape examples made later)."""
-        later = ("positives_per_unit", "example_s", "calibration_hours", "corpus_negatives", "tail_share")
+        """Hash of the fields that change the synthesis (the rest shape examples made later).
+
+        The near-miss fields are left out: near-misses have their own cache
+        (:meth:`near_miss_key`), so a recipe that adds them reuses the units already synthesized.
+        """
+        later = (
+            *("positives_per_unit", "example_s", "calibration_hours", "corpus_negatives", "tail_share"),
+            *("near_miss_voices", "near_miss_share", "positive_noise"),
+        )
         units = {k: v for k, v in asdict(self).items() if k not in later and "examples" not in k}
         return hashlib.sha256(json.dumps(units, sort_keys=True).encode()).hexdigest()[:12]
+
+    def near_miss_key(self) -> str:
+        """Hash of what the near-miss synthesis depends on: the voice pool and the voices per text."""
+        fields = ("phrase", "seed", "classic_voices", "kokoro_voices", "generated_voices", "validation_share")
+        chosen = {k: getattr(self, k) for k in fields} | {"near_miss_voices": self.near_miss_voices}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -222,6 +294,22 @@ def _trimmed(audio: Audio) -> Audio:
     return trim_silence(audio)
 
 
+def _engines(
+    assets: VoiceAssets, workdir: Path, recipe: DataRecipe, generated: Sequence[dict[str, Any]]
+) -> Engines:
+    """The corpus engines, with the recipe's generated Kokoro speakers registered."""
+    engines = Engines(assets, workdir)
+    if generated:
+        from models.corpus.kokoro_voices import build_pack, native_indices, stock_packs
+
+        names, packs = stock_packs(assets)
+        for g in generated[: recipe.generated_voices]:
+            # the corpus build keeps {"voice_id", "recipe": {...}}; a bare recipe works too
+            pack = build_pack(g.get("recipe") or g, packs, native_indices(names))
+            engines.get("kokoro").register(g["voice_id"], pack)
+    return engines
+
+
 def synthesize_units(
     recipe: DataRecipe,
     assets: VoiceAssets,
@@ -233,15 +321,7 @@ def synthesize_units(
     voices = training_voices(recipe, assets, generated)
     units: list[Unit] = []
     with tempfile.TemporaryDirectory(prefix="wake-units-") as workdir:
-        engines = Engines(assets, Path(workdir))
-        if generated:
-            from models.corpus.kokoro_voices import build_pack, native_indices, stock_packs
-
-            names, packs = stock_packs(assets)
-            for g in generated[: recipe.generated_voices]:
-                # the corpus build keeps {"voice_id", "recipe": {...}}; a bare recipe works too
-                pack = build_pack(g.get("recipe") or g, packs, native_indices(names))
-                engines.get("kokoro").register(g["voice_id"], pack)
+        engines = _engines(assets, Path(workdir), recipe, generated)
 
         def speak(text: str, voice: Voice, kind: str) -> None:
             try:
@@ -278,6 +358,80 @@ def synthesize_units(
         if progress:
             progress(f"sentences done: {len(units)} units")
     return units
+
+
+def text_seed(text: str) -> int:
+    """A stable number for a text (not Python's salted ``hash``)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def near_miss_plan(recipe: DataRecipe, voices: Sequence[Voice]) -> list[tuple[str, list[Voice]]]:
+    """Which voices say each near-miss: every voice when ``near_miss_voices`` covers the pool, else
+    a sample seeded by the recipe's seed and the text (the same for a text whatever the others).
+
+    >>> voices = [Voice("espeak", f"en-us+v{i}") for i in range(10)]
+    >>> plan = near_miss_plan(DataRecipe(phrase="hey jarvis", near_miss_voices=4), voices)
+    >>> plan[0][0], len(plan[0][1]), len(near_miss_plan(DataRecipe(phrase="hey jarvis"), voices))
+    ('jarvis', 4, 0)
+    """
+    if recipe.near_miss_voices <= 0:
+        return []
+    plan = []
+    for text in near_misses_for(recipe.phrase):
+        if recipe.near_miss_voices >= len(voices):
+            chosen = list(voices)
+        else:
+            rng = np.random.default_rng([recipe.seed, 23, text_seed(text)])
+            picked = np.sort(rng.choice(len(voices), size=recipe.near_miss_voices, replace=False))
+            chosen = [voices[int(i)] for i in picked]
+        plan.append((text, chosen))
+    return plan
+
+
+def load_or_make_near_misses(
+    recipe: DataRecipe,
+    cache_dir: Path,
+    assets: VoiceAssets,
+    generated: Sequence[dict[str, Any]] = (),
+    progress: Callable[[str], None] | None = None,
+) -> list[Unit]:
+    """The near-miss units (kind ``confusable``), one cached file per text under
+    ``near-misses-<key>/``: a synthesis stopped halfway resumes at the first missing text, and each
+    text's audio depends only on the seed, the text and its voices."""
+    voices = training_voices(recipe, assets, generated)
+    plan = near_miss_plan(recipe, voices)
+    if not plan:
+        return []
+    folder = cache_dir / f"near-misses-{recipe.near_miss_key()}"
+    paths = [folder / f"{text_seed(text):08x}.npz" for text, _ in plan]
+    missing = [(item, path) for item, path in zip(plan, paths, strict=True) if not path.exists()]
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="wake-near-") as workdir:
+            engines = _engines(assets, Path(workdir), recipe, generated)
+            for number, ((text, chosen), path) in enumerate(missing):
+                rng = np.random.default_rng([recipe.seed, 29, text_seed(text)])
+                units = []
+                for voice in chosen:
+                    try:
+                        audio = engines.synthesize(
+                            text, voice, np.random.default_rng(int(rng.integers(2**31)))
+                        )
+                    except Exception as error:  # one engine failing on one text must not stop the build
+                        if progress:
+                            progress(f"skip {voice.name} {text!r}: {error}")
+                        continue
+                    clean = _trimmed(audio.audio)
+                    if len(clean) > FRAME_SAMPLES * 10:
+                        split = voice_split(voice.name, recipe.validation_share)
+                        units.append(Unit(clean, text, voice.name, "confusable", split))
+                partial = path.with_name(path.stem + ".partial.npz")
+                save_units(partial, units)
+                partial.replace(path)  # whole files only: a killed run leaves no half text behind
+                if progress:
+                    progress(
+                        f"near-misses: {text!r} by {len(units)} voices ({number + 1}/{len(missing)} to do)"
+                    )
+    return [unit for path in paths for unit in load_units(path)]
 
 
 def save_units(path: Path, units: Sequence[Unit]) -> None:
@@ -345,12 +499,14 @@ def load_or_make_units(
     corpus: Path | None = None,
     shared_units: Path | None = None,
 ) -> list[Unit]:
-    """The recipe's units (synthesized once, then from the cache), the training half of the real
-    recordings, a corpus build's utterances, and another phrase's cached units (relabelled)."""
+    """The recipe's units (synthesized once, then from the cache), its near-misses (cached apart),
+    the training half of the real recordings, a corpus build's utterances, and another phrase's
+    cached units (relabelled)."""
     path = cache_dir / f"units-{recipe.cache_key()}.npz"
     if not path.exists():
         save_units(path, synthesize_units(recipe, assets, generated, progress))
     units = load_units(path)  # the 16-bit copy: a first run trains on what later runs load
+    units += load_or_make_near_misses(recipe, cache_dir, assets, generated, progress)
     if shared_units is not None:
         units += relabelled_for(load_units(shared_units), recipe.phrase)
     if recipe.real_negatives:
@@ -362,6 +518,28 @@ def load_or_make_units(
             corpus, recipe.phrase, recipe.corpus_negatives, recipe.validation_share, recipe.seed
         )
     return units
+
+
+def capped_per_text(units: Iterable[Unit], cap: int) -> list[Unit]:
+    """At most ``cap`` confusable units of each text (the first ones), every other unit kept.
+
+    Near-misses said by hundreds of voices would otherwise fill the confusable streams that
+    place the operating points; capped, those streams stay a mix of all confusable texts, as in
+    the evaluation, and a recipe without near-misses (at most ``cap`` voices a text) is unchanged.
+
+    >>> said = [Unit(np.zeros(1, np.float32), t, f"v{i}", "confusable", "val") for i, t in enumerate("aaab")]
+    >>> [(u.text, u.voice) for u in capped_per_text(said, 2)]
+    [('a', 'v0'), ('a', 'v1'), ('b', 'v3')]
+    """
+    seen: dict[str, int] = {}
+    kept = []
+    for unit in units:
+        if unit.kind == "confusable":
+            seen[unit.text] = seen.get(unit.text, 0) + 1
+            if seen[unit.text] > cap:
+                continue
+        kept.append(unit)
+    return kept
 
 
 def relabelled_for(units: Iterable[Unit], phrase: str) -> list[Unit]:
@@ -466,16 +644,36 @@ def _background(length: int, rng: np.random.Generator, bank: Backgrounds) -> Aud
     return augment.synthetic_noise(str(rng.choice(["white", "pink", "brown"])), length, rng)
 
 
-def _finish(canvas: Audio, rng: np.random.Generator, bank: Backgrounds, snr_db: tuple[float, float]) -> Audio:
+NoiseBands = tuple[tuple[float, float, float], ...]  # (probability, lowest dB, highest dB); rest clean
+NEGATIVE_NOISE: NoiseBands = ((0.75, 0.0, 25.0),)
+
+
+def noise_band(rng: np.random.Generator, bands: NoiseBands) -> tuple[float, float] | None:
+    """The SNR range (dB) of one clip's background, or None for a clean clip: one draw.
+
+    >>> rng = np.random.default_rng(0)
+    >>> draws = [noise_band(rng, ((0.5, 0.0, 10.0), (0.3, 10.0, 30.0))) for _ in range(2000)]
+    >>> [round(draws.count(b) / 2000, 1) for b in ((0.0, 10.0), (10.0, 30.0), None)]
+    [0.5, 0.3, 0.2]
+    """
+    draw = rng.random()
+    for probability, low, high in bands:
+        if draw < probability:
+            return low, high
+        draw -= probability
+    return None
+
+
+def _finish(canvas: Audio, rng: np.random.Generator, bank: Backgrounds, noise: NoiseBands) -> Audio:
     """Room → background → microphone → level → clipping, as in the corpus chain."""
     speech = bool(np.any(canvas))
     if speech and bank.rirs and rng.random() < 0.3:
         canvas = augment.reverberate(canvas, bank.rirs[int(rng.integers(len(bank.rirs)))])
     if not speech:
         canvas = _background(len(canvas), rng, bank) * float(10 ** rng.uniform(-3, 0))
-    elif rng.random() < 0.75:
+    elif band := noise_band(rng, noise):
         canvas, _ = augment.add_noise(
-            canvas, _background(len(canvas), rng, bank), float(rng.uniform(*snr_db)), rng
+            canvas, _background(len(canvas), rng, bank), float(rng.uniform(*band)), rng
         )
     if rng.random() < 0.25:
         canvas, _ = augment.microphone(canvas, rng)
@@ -487,9 +685,15 @@ def _finish(canvas: Audio, rng: np.random.Generator, bank: Backgrounds, snr_db: 
 
 
 def positive_clip(
-    phrase: Unit, others: Sequence[Unit], length: int, rng: np.random.Generator, bank: Backgrounds
+    phrase: Unit,
+    others: Sequence[Unit],
+    length: int,
+    rng: np.random.Generator,
+    bank: Backgrounds,
+    noise: NoiseBands = DataRecipe.positive_noise,
 ) -> tuple[Audio, int, int]:
-    """A clip with the phrase in it; returns audio and the phrase's first and last sample."""
+    """A clip with the phrase in it, its background drawn from ``noise``; returns audio and the
+    phrase's first and last sample."""
     audio = _normalised(_speaker(phrase.audio, rng), rng)[-int(length * 0.9) :]
     end = int(rng.uniform(0.55, 0.97) * length)
     end = max(end, len(audio) + FRAME_SAMPLES)
@@ -502,7 +706,7 @@ def positive_clip(
     if others and rng.random() < 0.4:  # "hey jarvis turn on the lights", no pause
         after = _normalised(others[int(rng.integers(len(others)))].audio, rng)
         _place(canvas, after, end + int(rng.uniform(0.0, 0.3) * SAMPLE_RATE) + len(after))
-    return _finish(canvas, rng, bank, (3.0, 30.0)), start, end
+    return _finish(canvas, rng, bank, noise), start, end
 
 
 def phrase_tail(phrase: Audio, others: Sequence[Unit], rng: np.random.Generator) -> Audio:
@@ -524,10 +728,14 @@ def negative_clip(
     rng: np.random.Generator,
     bank: Backgrounds,
     tail_share: float = 0.0,
+    near_miss_share: float = 0.0,
 ) -> tuple[Audio, str]:
-    """A clip without the phrase: speech of some kind, the phrase's tail, music, or background only."""
+    """A clip without the phrase: speech of some kind, the phrase's tail, a near-miss, music, or
+    background only. ``tail_share`` and ``near_miss_share`` of them are tails and near-misses
+    (``pool["near_miss"]``, confusable units too); the other kinds share the rest."""
     weights = {"sentence": 0.35, "confusable": 0.3, "real": 0.15, "music": 0.08, "none": 0.12}
-    weights = {k: v * (1 - tail_share) for k, v in weights.items()} | {"tail": tail_share}
+    rest = 1 - tail_share - near_miss_share
+    weights = {k: v * rest for k, v in weights.items()} | {"tail": tail_share, "near_miss": near_miss_share}
     kinds = [k for k in weights if weights[k] > 0 and (k in ("music", "none") or pool.get(k))]
     p = np.array([weights[k] for k in kinds])
     kind = str(rng.choice(kinds, p=p / p.sum()))
@@ -543,7 +751,7 @@ def negative_clip(
             units = pool[kind]
             unit = _normalised(_speaker(units[int(rng.integers(len(units)))].audio, rng), rng)
             _place(canvas, unit, int(rng.uniform(0.35, 1.1) * length))
-    return _finish(canvas, rng, bank, (0.0, 25.0)), kind
+    return _finish(canvas, rng, bank, NEGATIVE_NOISE), kind
 
 
 def _frames(audio: Audio, length: int) -> npt.NDArray[np.float16]:
@@ -559,20 +767,26 @@ def make_examples(
     negatives: int,
     progress: Callable[[str], None] | None = None,
 ) -> Examples:
-    """Positives (``positives_per_unit`` per phrase rendition of the split) and ``negatives``."""
+    """Positives (``positives_per_unit`` per phrase rendition of the split) and ``negatives``.
+
+    Negatives of kind ``near_miss`` are confusable units whose text is one of the phrase's
+    near-misses (:func:`near_misses_for`), wherever they were synthesized.
+    """
     length = int(recipe.example_s * SAMPLE_RATE)
     mine = [u for u in units if u.split == split]
     phrases = [u for u in mine if u.kind == "phrase"]
     pool = {kind: [u for u in mine if u.kind == kind] for kind in ("sentence", "confusable", "real")}
     tail_share = recipe.tail_share if len(phrase_words(recipe.phrase)) > 1 else 0.0
     pool["tail"] = phrases
+    near = set(near_misses_for(recipe.phrase))
+    pool["near_miss"] = [u for u in pool["confusable"] if " ".join(phrase_words(u.text)) in near]
     others = pool["sentence"] + pool["confusable"]
     bank = Backgrounds.make(mine, rng)
     features, starts, ends, kinds = [], [], [], []
     total = len(phrases) * recipe.positives_per_unit + negatives
     for phrase in phrases:
         for _ in range(recipe.positives_per_unit):
-            audio, start, end = positive_clip(phrase, others, length, rng, bank)
+            audio, start, end = positive_clip(phrase, others, length, rng, bank, recipe.positive_noise)
             features.append(_frames(audio, length))
             starts.append(start // FRAME_SAMPLES)
             ends.append(min(end // FRAME_SAMPLES, length // FRAME_SAMPLES - 1))
@@ -580,7 +794,7 @@ def make_examples(
         if progress and len(features) % 500 < recipe.positives_per_unit:
             progress(f"{split} examples {len(features)}/{total}")
     for number in range(negatives):
-        audio, kind = negative_clip(pool, length, rng, bank, tail_share)
+        audio, kind = negative_clip(pool, length, rng, bank, tail_share, recipe.near_miss_share)
         features.append(_frames(audio, length))
         starts.append(-1)
         ends.append(-1)

@@ -1,10 +1,10 @@
 """Which confusable phrases a trained wake network fires on: the evidence behind a recipe change.
 
 ``python -m models.wakeword.diagnose --phrase "hey jarvis" --net data/wake/hey_jarvis/net.pt``
-scores every cached confusable unit (and a sample of the phrase units) of the training data,
-each alone after 1 s of silence, and writes the mean and max peak score per text, highest
-first. Clips scored one by one are kinder than streams, so a text that scores high here
-certainly fires in a stream.
+scores the cached confusable units (the near-misses' too, at most ``--per-text`` of each text)
+and a sample of the phrase units of the training data, each alone after 1 s of silence, and
+writes the mean and max peak score per text, highest first. Clips scored one by one are kinder
+than streams, so a text that scores high here certainly fires in a stream.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="its exported folder (for the network shape)")
     parser.add_argument("--work", type=Path, default=Path("data/wake"))
     parser.add_argument("--phrase-sample", type=int, default=150)
+    parser.add_argument("--per-text", type=int, default=60, help="confusable units scored per text, at most")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -53,11 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     net.load_state_dict(torch.load(args.net, weights_only=True))
     net.eval()
     peaks: dict[str, list[float]] = defaultdict(list)
-    for cache in sorted((args.work / wakeword_id).glob("units-*.npz")):
+    work = args.work / wakeword_id
+    caches = sorted(work.glob("units-*.npz")) + sorted(work.glob("near-misses-*/*.npz"))
+    for cache in (c for c in caches if not c.name.endswith(".partial.npz")):
         for unit in load_units(cache):
             if unit.kind == "phrase" and len(peaks["<the phrase>"]) < args.phrase_sample:
                 peaks["<the phrase>"].append(peak_scores(net, unit.audio))
-            elif unit.kind == "confusable":
+            elif unit.kind == "confusable" and len(peaks[unit.text]) < args.per_text:
                 peaks[unit.text].append(peak_scores(net, unit.audio))
     rows = sorted(
         (
