@@ -429,7 +429,7 @@ def load_or_make_near_misses(
                 partial.replace(path)  # whole files only: a killed run leaves no half text behind
                 if progress:
                     progress(
-                        f"near-misses: {text!r} by {len(units)} voices ({number + 1}/{len(missing)} to do)"
+                        f"near-misses: {text!r} by {len(units)} voices ({number + 1}/{len(missing)} done)"
                     )
     return [unit for path in paths for unit in load_units(path)]
 
