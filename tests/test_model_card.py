@@ -22,7 +22,7 @@ from models.rnnt.evaluate import evaluate
 from models.rnnt.export import export_model, model_from_checkpoint
 from models.rnnt.fixtures import build_tiny_model_dir, random_tiny_checkpoint
 from models.rnnt.model import count_parameters
-from models.rnnt.model_card import NOT_MEASURED, load_inputs, main, render
+from models.rnnt.model_card import NOT_MEASURED, data_counts, load_inputs, log_corpus, main, render
 from models.rnnt.train import TrainConfig
 
 pytestmark = pytest.mark.torch
@@ -374,6 +374,22 @@ def test_inputs_of_other_files_or_runs_are_flagged(run: Run, tmp_path: Path) -> 
     assert "measured int8 files of 1 bytes" in checks and "measured float files" not in checks
     assert f"starts a {run.params + 1}-parameter network" in checks
     assert f"Training log: {NOT_MEASURED}" in card
+
+
+def test_a_resume_onto_another_corpus_moves_the_log_to_it_and_drops_the_old_count() -> None:
+    start = {"event": "start", "train_utterances": 6750, "train_hours": 5.78, "train_config": {"corpus": "a"}}
+    legacy = {"event": "warning", "message": "resuming a run trained on a with b"}
+    assert log_corpus([start]) == "a"
+    assert data_counts([start]) == {"train_utterances": 6750, "train_hours": 5.78}
+    # an older trainer's resume only said so in its warning: the corpus moves, the stale count goes
+    assert log_corpus([start, {"event": "resume"}, legacy]) == "b"
+    assert data_counts([start, {"event": "resume"}, legacy]) == {}
+    # today's resume names its corpus and counts it
+    counted = {"event": "resume", "corpus": "b", "train_utterances": 8350, "train_hours": 7.15}
+    assert log_corpus([start, counted, legacy]) == "b"
+    assert data_counts([start, counted, legacy]) == {"train_utterances": 8350, "train_hours": 7.15}
+    unrelated = {"event": "warning", "message": "checkpoints/rnnt/last.pt has no optimizer state"}
+    assert log_corpus([start, unrelated]) == "a"
 
 
 def test_a_log_that_went_on_after_the_export_stops_at_the_exported_step(run: Run, tmp_path: Path) -> None:

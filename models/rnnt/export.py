@@ -108,7 +108,8 @@ def model_from_checkpoint(payload: dict[str, Any]) -> RnntModel:
 
 def train_log_start(log_path: Path, params: int) -> dict[str, Any]:
     """What the trainer measured of its data when the run began (``log.jsonl``'s ``start`` event):
-    train hours and utterances. ``{}`` when there is no log or it is another network's (other size).
+    train hours and utterances (the last resume's count, when it resumed onto another corpus). ``{}``
+    when there is no log or it is another network's (other size).
     The last start counts: a run begun afresh in the same folder appends to the same log."""
     if not log_path.is_file():
         return {}
@@ -118,9 +119,11 @@ def train_log_start(log_path: Path, params: int) -> dict[str, Any]:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue
+        keys = ("train_hours", "train_utterances", "clean_ish_utterances", "dev_utterances")
         if event.get("event") == "start":
-            keys = ("train_hours", "train_utterances", "clean_ish_utterances", "dev_utterances")
             found = {key: event[key] for key in keys if key in event} if event.get("params") == params else {}
+        elif event.get("event") == "resume" and "train_hours" in event and found:
+            found = {key: event[key] for key in keys if key in event}  # resumed onto another corpus
     return found | {"train_log": str(log_path)} if found else {}
 
 

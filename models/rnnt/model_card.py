@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -209,6 +210,41 @@ def run_events(inputs: CardInputs) -> list[dict[str, Any]] | None:
     return last_run(events)
 
 
+RESUMED_ONTO = re.compile(r"^resuming a run trained on \S+ with (\S+)$")
+
+
+def log_corpus(events: Sequence[dict[str, Any]]) -> str | None:
+    """The corpus the run trained on last: the start's, unless a resume moved it onto another one
+    (``resume`` events name their corpus; older logs only say so in the trainer's warning)."""
+    corpus = None
+    for event in events:
+        if event.get("event") == "start":
+            corpus = (event.get("train_config") or {}).get("corpus")
+        elif event.get("event") == "resume" and event.get("corpus"):
+            corpus = event["corpus"]
+        elif event.get("event") == "warning":
+            moved = RESUMED_ONTO.match(str(event.get("message", "")))
+            corpus = moved.group(1) if moved else corpus
+    return corpus
+
+
+def data_counts(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The trainer's count of the data it trained on last (train utterances and hours): the start's,
+    or the last resume's when it counted; ``{}`` when the run moved corpus without a new count."""
+    counts: dict[str, Any] = {}
+    keys = ("train_utterances", "train_hours")
+    recounted = False  # the last resume counted its data (its warning about the move then changes nothing)
+    for event in events:
+        kind = event.get("event")
+        if kind == "start" or (kind == "resume" and "train_hours" in event):
+            counts = {key: event[key] for key in keys if key in event}
+        if kind in ("start", "resume"):
+            recounted = kind == "resume" and "train_hours" in event
+        elif kind == "warning" and RESUMED_ONTO.match(str(event.get("message", ""))) and not recounted:
+            counts = {}
+    return counts
+
+
 def mismatched_log(inputs: CardInputs) -> str | None:
     events = last_run(inputs.train_log.data or [])
     start = next((e for e in events if e.get("event") == "start"), None)
@@ -217,9 +253,9 @@ def mismatched_log(inputs: CardInputs) -> str | None:
     training = inputs.config.training
     if start.get("params") != training.get("params"):
         return f"it starts a {start.get('params')}-parameter network, the model has {training.get('params')}"
-    log_corpus = (start.get("train_config") or {}).get("corpus")
-    if training.get("corpus") and log_corpus and log_corpus != training.get("corpus"):
-        return f"it trains on {log_corpus}, the model was trained on {training.get('corpus')}"
+    log_corpus_name = log_corpus(events)
+    if training.get("corpus") and log_corpus_name and log_corpus_name != training.get("corpus"):
+        return f"it trains on {log_corpus_name}, the model was trained on {training.get('corpus')}"
     return None
 
 
@@ -379,11 +415,15 @@ def data_section(inputs: CardInputs) -> list[str]:
     lines = ["## Data", ""]
     corpus = training.get("corpus")
     trained = f"Trained on `{corpus}`" if corpus else f"Training corpus: {NOT_MEASURED}"
-    if "train_hours" in training:
+    events = run_events(inputs)
+    counts = data_counts(events) if events is not None else training
+    if "train_hours" in counts:
         trained += (
-            f": {training.get('train_utterances')} utterances, {training['train_hours']} h of train clips"
-            " (the trainer's count at its start, clips over its length cap left out)"
+            f": {counts.get('train_utterances')} utterances, {counts['train_hours']} h of train clips"
+            " (the trainer's count when it started or resumed on it, clips over its length cap left out)"
         )
+    elif events is not None:
+        trained += " (resumed onto it from another corpus, not counted then: see the build below)"
     lines.append(trained + ".")
     report = inputs.corpus_report.data
     if report is None:
@@ -480,7 +520,8 @@ def training_section(inputs: CardInputs) -> list[str]:
     frames = training.get("frames_seen")
     if isinstance(frames, int) and frames > 0:
         seen = f"{frames / FRAMES_PER_HOUR:.1f} h"
-        train_hours = training.get("train_hours")
+        events = run_events(inputs)
+        train_hours = (data_counts(events) if events is not None else training).get("train_hours")
         if isinstance(train_hours, int | float) and train_hours > 0:
             seen += f" ({frames / FRAMES_PER_HOUR / train_hours:.1f} × the train set)"
         rows.append(["audio seen", seen])

@@ -433,7 +433,16 @@ def train(
         augment_generator.set_state(checkpoint["rng"]["augment"])
         random.setstate(checkpoint["rng"]["python"])
         hooks.load_state_dict(checkpoint.get("hooks", {}))
-        log.write("resume", step=state.step, elapsed_s=round(state.elapsed_s, 1), phase=state.phase)
+        log.write(
+            "resume",
+            step=state.step,
+            elapsed_s=round(state.elapsed_s, 1),
+            phase=state.phase,
+            corpus=str(corpus),
+            train_utterances=len(train_rows),
+            train_hours=round(float(train_store.lengths.sum()) / 360000, 2),
+            dev_utterances=len(dev_rows),
+        )
         if checkpoint.get("corpus") != str(corpus):
             # Allowed (fine-tuning on a bigger corpus), but the tokenizer, the normaliser stats and the
             # budget already spent come from the first corpus: a fresh --out is usually what is meant.
