@@ -11,7 +11,7 @@ TRAIN_MINUTES ?= 185
 JOBS ?= 2
 WAKE ?= hey jarvis
 
-.PHONY: install install-train install-service demo run test test-all lint typecheck bench eval \
+.PHONY: install install-bench install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small data-medium data-large voices train export eval-biasing eval-latency eval-latency-tune eval-wake eval-dispatch \
         eval-compression compress compress-export eval-hardware train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume \
         lm lm-sweep
@@ -24,6 +24,11 @@ $(VENV)/bin/activate:
 install: $(VENV)/bin/activate
 	$(PIP) install -q -e ".[dev,train]"
 	$(PIP) install -q --no-deps "resemblyzer==0.1.4"
+
+## install-bench: the peers make eval and make eval-wake compare against (pocketsphinx, faster-whisper and its
+## bundled model); without them their rows say "not installed"
+install-bench: install
+	$(PIP) install -q -e ".[bench]"
 
 ## demo: replay the bundled sample WAVs through the daemon and print events as JSON lines
 demo:

@@ -121,8 +121,10 @@ class SearchOptions:
     # With a biasing list: this many beam slots go to the best hypotheses as they would score if
     # every open match failed now (the bonus the graph would take back taken back), the rest to
     # the best with the provisional bonus. Partial matches of names the user did not say cannot
-    # crowd the plain reading out of the beam; 0 turns it off (ablation). At most ``beam - 1``.
-    protected_slots: int = 2
+    # crowd the plain reading out of the beam; 0 turns it off (ablation). At most ``beam - 1``:
+    # the default keeps one slot for the biased ranking, so the fused LM still has the plain
+    # alternatives to choose among (docs/biasing.md has the measured rows).
+    protected_slots: int = 3
     # Shallow fusion with a language model (used only when the search is given one): weight of
     # its log-prob per emitted token (0: off, exactly as without an LM), a bonus per emitted token
     # that offsets the LM's pull towards short outputs, and whether a token that starts or
@@ -547,6 +549,9 @@ class ModifiedBeamSearch:
         self.predictor, self.joiner, self.options = predictor, joiner, options
         self.biasing = biasing
         self.fusion = _fusion(lm, options, biasing)
+        # The graph's bonus row per graph state, the blank's entry zeroed (a blank moves no
+        # match): built once, stacked per frame.
+        self._bonus_rows: dict[int, FloatArray] = {}
         # Merging is exact only if everything that decides the future is in the key: the
         # predictor's last tokens, and with an LM its (longer) state.
         self._history = max(options.context_size, self.fusion.state_length if self.fusion else 0)
@@ -583,17 +588,16 @@ class ModifiedBeamSearch:
         prediction = self.predictor.predict(contexts)
         encoder_rows = np.repeat(frame[None, :], len(beam), axis=0)
         logp = log_probs(self.joiner.join(encoder_rows, prediction), options.suppress_ids)
-        bonus = np.zeros_like(logp)
         if self.biasing is not None:
-            for row, state in enumerate(beam):
-                bonus[row] = self.biasing.bonuses(state.bias)
-            bonus[:, blank] = 0.0
+            bonus = np.stack([self._bonus_row(state.bias) for state in beam])
+        else:
+            bonus = np.zeros_like(logp)
         forward = np.array([state.forward for state in beam], dtype=np.float64)
         scores = forward[:, None] + logp  # the bonus counts BEFORE pruning
         if options.bonus_before_pruning:
             scores = scores + bonus
         spared: FloatArray | None = None
-        fused = np.zeros_like(logp)
+        fused: FloatArray | None = None
         if self.fusion is not None:  # so does the LM: one matrix of non-acoustic scores for the arcs
             fusion = self.fusion
             rows = [fusion.terms(state.context, state.bias) for state in beam]
@@ -620,8 +624,9 @@ class ModifiedBeamSearch:
             # The protected slots' candidates: ranked as if the open matches failed now, and
             # without this frame's bonus (a token that finishes a name is among `top` anyway).
             settled = forward + np.array([self.biasing.finalize(state.bias) for state in beam])
-            plain = (settled[:, None] + logp + fused).ravel()
-            wanted = min(plain.size, 2 * protected + 2)
+            plain = settled[:, None] + logp
+            plain = (plain + fused if fused is not None else plain).ravel()
+            wanted = min(plain.size, protected + 2)
             extra = np.argpartition(-plain, wanted - 1)[:wanted]
             top = np.concatenate((top, extra[np.lexsort((extra, -plain[extra]))]))
         targets: dict[tuple[tuple[int, ...], int], None] = {}
@@ -643,6 +648,15 @@ class ModifiedBeamSearch:
         else:
             self._beam = candidates[: options.beam]
         self._next_frame += 1
+
+    def _bonus_row(self, bias: int) -> FloatArray:
+        row = self._bonus_rows.get(bias)
+        if row is None:
+            assert self.biasing is not None
+            row = np.array(self.biasing.bonuses(bias), dtype=np.float32)
+            row[self.options.blank_id] = 0.0
+            self._bonus_rows[bias] = row
+        return row
 
     def _prune_protecting_plain(self, ranked: list[_State], protected: int) -> list[_State]:
         """``beam`` of the ``ranked`` candidates (best forward score first): the best ``protected``

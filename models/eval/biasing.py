@@ -307,6 +307,7 @@ def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
         Setting("ablation: bonus after pruning", base, bonus_before_pruning=False),
         Setting("ablation: no protected slot", base, protected_slots=0),
         Setting("ablation: one protected slot", base, protected_slots=1),
+        Setting("ablation: two protected slots", base, protected_slots=2),
         Setting("prefix activation", dataclasses.replace(base, activation_prefixes=DEFAULT_PREFIXES)),
     ]
     out.extend(
@@ -322,6 +323,7 @@ def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
             Setting("LM, no biasing", None, lm=True),
             Setting("LM + biasing (daemon defaults)", base, lm=True),
             Setting("ablation: LM + biasing, no protected slot", base, lm=True, protected_slots=0),
+            Setting("ablation: LM + biasing, two protected slots", base, lm=True, protected_slots=2),
             Setting("ablation: LM + biasing, LM abstains in names", base, lm=True, lm_abstains_in_names=True),
         ]
     return out
