@@ -15,6 +15,7 @@ from models.compress.evaluate import (
     choose_winner,
     main,
     plan,
+    reference_of,
     select,
     wer_summary,
 )
@@ -77,6 +78,20 @@ def test_the_winner_is_the_sparsest_int8_model_within_the_margin_else_the_best()
             results[name]["wer"]["int8"]["all"]["wer"] += 0.1
     results["fakequant-b8"]["wer"]["int8"]["all"]["wer"] = 0.15
     assert choose_winner(results, variants) == "fakequant-b8"  # nothing close to float: the best int8
+
+
+def test_fine_tuned_variants_are_judged_against_the_fine_tuning_control() -> None:
+    variants = plan(bits=(8,), sparsities=(0.7,))
+    results = {v.name: _result(0.30, 0.40 if v.int8 else None, 0.0) for v in variants}
+    results["float"] = _result(0.30, None, 0.0)  # the init; fine-tuning on other data cost 4 points
+    results["float-ft"] = {**_result(0.34, None, 0.0), "steps": 250}
+    results["reg-uniform-b8-s70"] = {**_result(0.343, 0.343, 0.7), "steps": 250}
+    results["ptq-b8"] = _result(0.30, 0.343, 0.0)  # no fine-tuning: still judged against the init
+    assert reference_of("reg-uniform-b8-s70", results) == "float-ft"
+    assert reference_of("ptq-b8", results) == "float" and reference_of("float-ft", results) == "float"
+    assert choose_winner(results, variants) == "reg-uniform-b8-s70"
+    del results["float-ft"]  # no control in the run: the init is the reference for all
+    assert reference_of("reg-uniform-b8-s70", results) == "float"
 
 
 def test_wer_is_counted_per_clip_and_grouped_clean_and_noisy(tmp_path: Path) -> None:
