@@ -618,17 +618,22 @@ class ModifiedBeamSearch:
         wanted = min(flat.size, 2 * options.beam + 2)
         top = np.argpartition(-flat, wanted - 1)[:wanted]
         top = top[np.lexsort((top, -flat[top]))]
-        settled: FloatArray | None = None
-        protected = min(options.protected_slots, options.beam - 1)
-        if self.biasing is not None and protected:
+        biasing = self.biasing
+        protected = min(options.protected_slots, options.beam - 1) if biasing is not None else 0
+        taken_back = None
+        if biasing is not None and protected:
+            taken_back = np.array([biasing.finalize(state.bias) for state in beam])
+        if taken_back is not None and taken_back.any():
             # The protected slots' candidates: ranked as if the open matches failed now, and
             # without this frame's bonus (a token that finishes a name is among `top` anyway).
-            settled = forward + np.array([self.biasing.finalize(state.bias) for state in beam])
+            # With no match open in the beam nothing is taken back, and `top` holds them.
+            settled = forward + taken_back
             plain = settled[:, None] + logp
             plain = (plain + fused if fused is not None else plain).ravel()
             wanted = min(plain.size, protected + 2)
             extra = np.argpartition(-plain, wanted - 1)[:wanted]
-            top = np.concatenate((top, extra[np.lexsort((extra, -plain[extra]))]))
+            extra = extra[np.lexsort((extra, -plain[extra]))]
+            top = np.concatenate((top, extra))
         targets: dict[tuple[tuple[int, ...], int], None] = {}
         for index in top:
             if flat[index] == NEG_INF:
@@ -643,7 +648,7 @@ class ModifiedBeamSearch:
 
         candidates = [self._merge_into(key, logp, bonus, spared) for key in targets]
         candidates.sort(key=lambda state: state.forward, reverse=True)
-        if settled is not None and len(candidates) > options.beam:
+        if protected and len(candidates) > options.beam:
             self._beam = self._prune_protecting_plain(candidates, protected)
         else:
             self._beam = candidates[: options.beam]
@@ -663,10 +668,11 @@ class ModifiedBeamSearch:
         by their score with open matches taken back, then the best of the rest."""
         assert self.biasing is not None
         finalize = self.biasing.finalize
-        by_settled = sorted(
-            range(len(ranked)), key=lambda i: ranked[i].forward + finalize(ranked[i].bias), reverse=True
-        )
+        settled = [state.forward + finalize(state.bias) for state in ranked]
+        by_settled = sorted(range(len(ranked)), key=settled.__getitem__, reverse=True)
         keep = set(by_settled[:protected])
+        if max(keep) < self.options.beam:  # the plain top is inside the ranked top: nothing to protect
+            return ranked[: self.options.beam]
         for index in range(len(ranked)):
             if len(keep) >= self.options.beam:
                 break
