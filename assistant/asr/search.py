@@ -58,6 +58,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 NEG_INF = float("-inf")
+BONUS_MATRIX_CACHE = 4096  # beams of graph states whose stacked bonus rows a search keeps
 
 
 # --------------------------------------------------------------------------- protocols
@@ -552,6 +553,7 @@ class ModifiedBeamSearch:
         # The graph's bonus row per graph state, the blank's entry zeroed (a blank moves no
         # match): built once, stacked per frame.
         self._bonus_rows: dict[int, FloatArray] = {}
+        self._bonus_matrices: dict[tuple[int, ...], FloatArray] = {}  # per beam of graph states
         # Merging is exact only if everything that decides the future is in the key: the
         # predictor's last tokens, and with an LM its (longer) state.
         self._history = max(options.context_size, self.fusion.state_length if self.fusion else 0)
@@ -589,7 +591,7 @@ class ModifiedBeamSearch:
         encoder_rows = np.repeat(frame[None, :], len(beam), axis=0)
         logp = log_probs(self.joiner.join(encoder_rows, prediction), options.suppress_ids)
         if self.biasing is not None:
-            bonus = np.stack([self._bonus_row(state.bias) for state in beam])
+            bonus = self._bonus_matrix(tuple(state.bias for state in beam))
         else:
             bonus = np.zeros_like(logp)
         forward = np.array([state.forward for state in beam], dtype=np.float64)
@@ -653,6 +655,17 @@ class ModifiedBeamSearch:
         else:
             self._beam = candidates[: options.beam]
         self._next_frame += 1
+
+    def _bonus_matrix(self, biases: tuple[int, ...]) -> FloatArray:
+        """The bonus rows of a beam's graph states, one per hypothesis (never written to: shared).
+        Most frames repeat an earlier frame's states, so the stack is cached too (bounded)."""
+        matrix = self._bonus_matrices.get(biases)
+        if matrix is None:
+            if len(self._bonus_matrices) >= BONUS_MATRIX_CACHE:
+                self._bonus_matrices.clear()
+            matrix = np.stack([self._bonus_row(bias) for bias in biases])
+            self._bonus_matrices[biases] = matrix
+        return matrix
 
     def _bonus_row(self, bias: int) -> FloatArray:
         row = self._bonus_rows.get(bias)
