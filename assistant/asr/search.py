@@ -551,7 +551,7 @@ class ModifiedBeamSearch:
         self.biasing = biasing
         self.fusion = _fusion(lm, options, biasing)
         # The graph's bonus row per graph state, the blank's entry zeroed (a blank moves no
-        # match): built once, stacked per frame.
+        # match), and the stacked rows per beam of graph states: both built once.
         self._bonus_rows: dict[int, FloatArray] = {}
         self._bonus_matrices: dict[tuple[int, ...], FloatArray] = {}  # per beam of graph states
         # Merging is exact only if everything that decides the future is in the key: the
@@ -620,11 +620,10 @@ class ModifiedBeamSearch:
         wanted = min(flat.size, 2 * options.beam + 2)
         top = np.argpartition(-flat, wanted - 1)[:wanted]
         top = top[np.lexsort((top, -flat[top]))]
-        biasing = self.biasing
-        protected = min(options.protected_slots, options.beam - 1) if biasing is not None else 0
-        taken_back = None
-        if biasing is not None and protected:
-            taken_back = np.array([biasing.finalize(state.bias) for state in beam])
+        protected = min(options.protected_slots, options.beam - 1) if self.biasing is not None else 0
+        taken_back: FloatArray | None = None
+        if self.biasing is not None and protected:
+            taken_back = np.array([self.biasing.finalize(state.bias) for state in beam])
         if taken_back is not None and taken_back.any():
             # The protected slots' candidates: ranked as if the open matches failed now, and
             # without this frame's bonus (a token that finishes a name is among `top` anyway).
@@ -684,8 +683,6 @@ class ModifiedBeamSearch:
         settled = [state.forward + finalize(state.bias) for state in ranked]
         by_settled = sorted(range(len(ranked)), key=settled.__getitem__, reverse=True)
         keep = set(by_settled[:protected])
-        if max(keep) < self.options.beam:  # the plain top is inside the ranked top: nothing to protect
-            return ranked[: self.options.beam]
         for index in range(len(ranked)):
             if len(keep) >= self.options.beam:
                 break

@@ -283,8 +283,10 @@ def reference_of(name: str, results: dict[str, dict[str, Any]]) -> str:
     return CONTROL if fine_tuned and CONTROL in results else INIT
 
 
-def float_all_wer(name: str, results: dict[str, dict[str, Any]]) -> float:
-    return float(results[name]["wer"]["float"]["all"]["wer"])
+def all_wer(results: dict[str, dict[str, Any]], name: str, kind: str = "float") -> float | None:
+    """A variant's pooled dev WER on its ``float`` (b-bit weights) or ``int8`` files; ``None``: not run."""
+    entry = results.get(name, {}).get("wer", {}).get(kind)
+    return None if entry is None else float(entry["all"]["wer"])
 
 
 def choose_winner(results: dict[str, dict[str, Any]], variants: Sequence[Variant]) -> str:
@@ -301,11 +303,10 @@ def choose_winner(results: dict[str, dict[str, Any]], variants: Sequence[Variant
     def int8_wer(name: str) -> float:
         return float(candidates[name]["wer"]["int8"]["all"]["wer"])
 
-    good = [
-        name
-        for name in candidates
-        if int8_wer(name) <= float_all_wer(reference_of(name, results), results) + SHIP_WER_MARGIN
-    ]
+    def reference_wer(name: str) -> float:
+        return float(results[reference_of(name, results)]["wer"]["float"]["all"]["wer"])
+
+    good = [name for name in candidates if int8_wer(name) <= reference_wer(name) + SHIP_WER_MARGIN]
     if good:
         return max(good, key=lambda n: (candidates[n]["sparsity_prunable"], -int8_wer(n)))
     return min(candidates, key=int8_wer)
@@ -364,8 +365,7 @@ def targets(results: dict[str, dict[str, Any]], winner: str | None) -> dict[str,
     """The issue's targets, each with the figures it compares."""
 
     def wer(name: str, kind: str = "float") -> float | None:
-        entry = results.get(name, {}).get("wer", {}).get(kind)
-        return None if entry is None else float(entry["all"]["wer"])
+        return all_wer(results, name, kind)
 
     float_wer = wer(INIT)
     assert float_wer is not None

@@ -213,36 +213,33 @@ def run_events(inputs: CardInputs) -> list[dict[str, Any]] | None:
 RESUMED_ONTO = re.compile(r"^resuming a run trained on \S+ with (\S+)$")
 
 
-def log_corpus(events: Sequence[dict[str, Any]]) -> str | None:
-    """The corpus the run trained on last: the start's, unless a resume moved it onto another one
-    (``resume`` events name their corpus; older logs only say so in the trainer's warning)."""
-    corpus = None
+def trained_on(events: Sequence[dict[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+    """The corpus the run trained on last and the trainer's count of it (train utterances and
+    hours): the start's, or a resume's. Today's ``resume`` events name their corpus and count it;
+    older logs only say "resuming … with X" in a warning, and then the count is unknown (``{}``)."""
+    corpus: str | None = None
+    counts: dict[str, Any] = {}
+    keys = ("train_utterances", "train_hours")
     for event in events:
-        if event.get("event") == "start":
-            corpus = (event.get("train_config") or {}).get("corpus")
-        elif event.get("event") == "resume" and event.get("corpus"):
-            corpus = event["corpus"]
-        elif event.get("event") == "warning":
-            moved = RESUMED_ONTO.match(str(event.get("message", "")))
-            corpus = moved.group(1) if moved else corpus
-    return corpus
+        kind = event.get("event")
+        if kind == "start" or (kind == "resume" and event.get("corpus")):
+            corpus = event["corpus"] if kind == "resume" else (event.get("train_config") or {}).get("corpus")
+            counts = {key: event[key] for key in keys if key in event}
+        elif (
+            kind == "warning"
+            and (moved := RESUMED_ONTO.match(str(event.get("message", ""))))
+            and moved.group(1) != corpus
+        ):
+            corpus, counts = moved.group(1), {}
+    return corpus, counts
+
+
+def log_corpus(events: Sequence[dict[str, Any]]) -> str | None:
+    return trained_on(events)[0]
 
 
 def data_counts(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The trainer's count of the data it trained on last (train utterances and hours): the start's,
-    or the last resume's when it counted; ``{}`` when the run moved corpus without a new count."""
-    counts: dict[str, Any] = {}
-    keys = ("train_utterances", "train_hours")
-    recounted = False  # the last resume counted its data (its warning about the move then changes nothing)
-    for event in events:
-        kind = event.get("event")
-        if kind == "start" or (kind == "resume" and "train_hours" in event):
-            counts = {key: event[key] for key in keys if key in event}
-        if kind in ("start", "resume"):
-            recounted = kind == "resume" and "train_hours" in event
-        elif kind == "warning" and RESUMED_ONTO.match(str(event.get("message", ""))) and not recounted:
-            counts = {}
-    return counts
+    return trained_on(events)[1]
 
 
 def mismatched_log(inputs: CardInputs) -> str | None:

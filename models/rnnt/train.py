@@ -417,6 +417,12 @@ def train(
     # ramp the rate up again over ``REWARM_STEPS`` from the resumed step.
     rewarm_from: int | None = None
     augment_generator = torch.Generator().manual_seed(config.seed)
+    # What the run trains on, as the start and every resume log it (the model card reads it back).
+    data_counts = {
+        "train_utterances": len(train_rows),
+        "train_hours": round(float(train_store.lengths.sum()) / 360000, 2),
+        "dev_utterances": len(dev_rows),
+    }
     if checkpoint is not None:
         if RnntConfig(**checkpoint["model_config"]) != model_config:
             raise SystemExit(f"{checkpoint_path}: model config differs from this run's; use another --out")
@@ -439,9 +445,7 @@ def train(
             elapsed_s=round(state.elapsed_s, 1),
             phase=state.phase,
             corpus=str(corpus),
-            train_utterances=len(train_rows),
-            train_hours=round(float(train_store.lengths.sum()) / 360000, 2),
-            dev_utterances=len(dev_rows),
+            **data_counts,
         )
         if checkpoint.get("corpus") != str(corpus):
             # Allowed (fine-tuning on a bigger corpus), but the tokenizer, the normaliser stats and the
@@ -455,10 +459,8 @@ def train(
             "start",
             params=count_parameters(model),
             model_config=model_config.to_dict(),
-            train_utterances=len(train_rows),
             clean_ish_utterances=len(clean_indices),
-            train_hours=round(float(train_store.lengths.sum()) / 360000, 2),
-            dev_utterances=len(dev_rows),
+            **data_counts,
             train_config=asdict(config),
         )
 
