@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from assistant.asr.lm import DEFAULT_LM_INSERTION_BONUS, DEFAULT_LM_WEIGHT
+from assistant.asr.name_resolver import DEFAULT_THRESHOLD as DEFAULT_NAME_THRESHOLD
 
 ENV_PREFIX = "ASSISTANT_"
 ENV_SEPARATOR = "__"
@@ -173,6 +174,14 @@ class BiasingConfig(_Section):
         "once per new name; results cached), written out as the name.",
     )
     tokenizations: int = Field(default=4, ge=1, le=16, description="Token segmentations added per spelling.")
+    name_threshold: float | None = Field(
+        default=DEFAULT_NAME_THRESHOLD,
+        ge=0.5,
+        le=1.0,
+        description="After decoding, a run of heard words that sounds at least this much like a "
+        "name (0.5-1: sound similarity) is written as the name ('bredio' -> 'bravia'); "
+        "null turns the second pass off. Measured by make eval-biasing.",
+    )
     activation_prefixes: list[str] = Field(
         default_factory=list,
         description="If set, names earn their bonus only right after one of these phrases "

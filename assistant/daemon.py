@@ -38,7 +38,6 @@ from assistant.pipeline import BiasingBuilder, Dispatcher, NameKind, Names, Pipe
 from assistant.sdnotify import Notifier, WatchdogTimer
 
 if TYPE_CHECKING:
-    from assistant.asr.biasing import NameEntry
     from assistant.asr.search import Biasing
     from assistant.mqtt import HotwordToggle, InjectionRequest, NamesUpdate
 
@@ -181,6 +180,7 @@ def build_recognizer(config: AssistantConfig) -> Recognizer | None:
             nbest=config.asr.nbest,
             lm_weight=config.asr.lm_weight,
             lm_insertion_bonus=config.asr.lm_insertion_bonus,
+            name_threshold=config.biasing.name_threshold,
         )
     except ModelNotFoundError as error:
         _note_no_recognizer(str(error))
@@ -194,17 +194,6 @@ def _note_no_recognizer(reason: str) -> None:
     log.info("no recognizer model installed; running on the VAD alone", reason=reason)
 
 
-class _GraphFor(Protocol):
-    def __call__(
-        self,
-        names: Sequence[str | NameEntry] = (),
-        *,
-        contacts: Sequence[str | NameEntry] = (),
-        devices: Sequence[str | NameEntry] = (),
-        areas: Sequence[str | NameEntry] = (),
-    ) -> Biasing | None: ...
-
-
 def biasing_builder(config: AssistantConfig, recognizer: Recognizer) -> BiasingBuilder | None:
     """Names → a context graph over the recognizer's tokens, as ``[biasing]`` says (boosts, aliases,
     sound-alikes, first names of contacts, the extra ``phrases``); None when biasing is off."""
@@ -213,8 +202,7 @@ def biasing_builder(config: AssistantConfig, recognizer: Recognizer) -> BiasingB
         return None
     from assistant.asr.biasing import graph_builder
 
-    # graph_builder's result is BiasingVocabulary.graph_for, which also takes the names by kind.
-    graph_for = cast(_GraphFor, graph_builder(config.biasing, tokenizer))
+    graph_for = graph_builder(config.biasing, tokenizer)
     phrases = list(config.biasing.phrases)
 
     def build(names: Names) -> Biasing | None:

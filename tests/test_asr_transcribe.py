@@ -117,7 +117,12 @@ def test_plain_output_for_one_file_is_just_the_text_and_matches_json(
 def test_names_files_feed_the_biasing_and_no_bias_turns_it_off(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = config_for(tmp_path, tiny_model_dir, '[biasing]\ncontacts = ["Alex"]\nboost_per_token = 20.0\n')
+    config = config_for(
+        tmp_path,
+        tiny_model_dir,
+        '[biasing]\ncontacts = ["Alex"]\nboost_per_token = 20.0\nmax_boost_per_word = 60.0\n'
+        "sound_alikes = false\n",
+    )
     contacts = tmp_path / "contacts.txt"
     contacts.write_text("# family\nMum\n\nAlex\n")
     wav = write_wav(tmp_path / "a.wav", 1.0)

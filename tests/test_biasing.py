@@ -384,3 +384,29 @@ def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0, f"{name} has no worked example"
     assert result.failed == 0
+
+
+def test_the_second_pass_writes_a_name_the_graph_missed_and_can_be_turned_off(tokenizer: Tokenizer) -> None:
+    # The graph holds "shivawn" (one word): the beam's "shiv on" never walks it, so only the second
+    # pass, which compares sounds, can find the name.
+    built = build_biasing_graph(
+        NamesConfig(contacts=(NameEntry("Siobhan"),)),
+        tokenizer,
+        speller=fake_speller({"Siobhan": ["shivawn"]}),
+    )
+    assert built is not None
+    assert built.graph.matches(tokenizer.encode("call shiv on now")) == []
+    result = recognize(tokenizer, "call shiv on now", built.graph).finalize()
+    assert result.text == "call siobhan now"
+    assert result.lattice.best_path_text() == "call siobhan now"
+    assert result.nbest[0].text == "call siobhan now"
+    off = recognize(tokenizer, "call shiv on now", built.graph)
+    off.name_threshold = None
+    assert off.finalize().text == "call shiv on now"
+
+
+def test_the_second_pass_leaves_everyday_words_that_only_sound_like_a_name(tokenizer: Tokenizer) -> None:
+    # "the radio" is not "Thad Rao" even though their consonants line up.
+    built = build_biasing_graph(NamesConfig(contacts=(NameEntry("Thad Rao"),)), tokenizer)
+    assert built is not None
+    assert recognize(tokenizer, "play the radio", built.graph).finalize().text == "play the radio"

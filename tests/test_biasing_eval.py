@@ -122,9 +122,14 @@ def test_the_encoder_memo_runs_each_chunk_once_and_returns_the_same() -> None:
 
 def test_the_daemon_setting_with_the_lm_is_measured_only_when_there_is_an_lm() -> None:
     from assistant.asr.biasing import BiasingOptions
+    from assistant.asr.name_resolver import DEFAULT_THRESHOLD
 
     base = BiasingOptions()
     assert not any(s.lm for s in settings(base))
     with_lm = {s.name: s for s in settings(base, with_lm=True) if s.lm}
     assert with_lm["LM, no biasing"].options is None
-    assert with_lm["LM + biasing (daemon defaults)"].options == base
+    daemon = with_lm["LM + biasing + second pass (daemon defaults)"]
+    assert daemon.options == base and daemon.name_threshold == DEFAULT_THRESHOLD
+    assert with_lm["LM + biasing, graph only"].name_threshold is None
+    # the graph's own ablations are measured without the second pass
+    assert all(s.name_threshold is None for s in settings(base) if s.name.startswith("ablation"))

@@ -7,6 +7,7 @@ import importlib.util
 
 import pytest
 
+from assistant.fuzzy import edit_distance, phonetic_key, similarity
 from assistant.nlu import (
     Name,
     UserVocabulary,
@@ -18,7 +19,6 @@ from assistant.nlu import (
 )
 from assistant.nlu.grammar import Template, TemplateError
 from assistant.nlu.intents import INTENT_NAMES
-from assistant.nlu.vocabulary import edit_distance, phonetic_key, similarity
 
 VOCAB = UserVocabulary(
     devices=[

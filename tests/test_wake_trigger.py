@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from assistant.fuzzy import edit_distance
 from assistant.wake.model_config import OperatingPoint, WakeModelConfig
 from assistant.wake.trigger import Trigger, count_detections
-from assistant.wake.verify import PhraseVerifier, edit_distance
+from assistant.wake.verify import PhraseVerifier
 
 
 def reference_detections(scores: np.ndarray, threshold: float, refractory: int) -> list[tuple[int, float]]:

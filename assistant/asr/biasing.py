@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 import structlog
 
@@ -417,9 +417,20 @@ def _completed(entry: NameEntry, configured: NameEntry | None) -> NameEntry:
     )
 
 
-def graph_builder(
-    config: BiasingConfig, tokenizer: Tokenizer
-) -> Callable[[Sequence[str | NameEntry]], ContextGraph | None]:
+class GraphFor(Protocol):
+    """:meth:`BiasingVocabulary.graph_for`: names (flat, or by kind) → graph."""
+
+    def __call__(
+        self,
+        names: Sequence[str | NameEntry] = (),
+        *,
+        contacts: Sequence[str | NameEntry] = (),
+        devices: Sequence[str | NameEntry] = (),
+        areas: Sequence[str | NameEntry] = (),
+    ) -> ContextGraph | None: ...
+
+
+def graph_builder(config: BiasingConfig, tokenizer: Tokenizer) -> GraphFor:
     """For the daemon: names → graph per ``[biasing]`` (options, aliases, boosts, kinds, sound-alikes
     with the on-disk pronunciation cache). Raises ``ValueError`` on a bad name."""
     options = BiasingOptions.from_config(config)

@@ -121,6 +121,9 @@ class ContextGraph:
         self._root_entry = np.zeros(vocab_size, dtype=np.float32)
         self._steps: dict[tuple[int, int], tuple[float, int]] = {}  # the search asks the same steps often
         self.phrase_count = 0
+        self.spellings: tuple[tuple[str, str], ...] = ()
+        """(spoken text, label) of each phrase :meth:`from_phrases` was given: what the second
+        pass (:mod:`assistant.asr.name_resolver`) matches heard words against."""
 
     # ------------------------------------------------------------------ building
 
@@ -165,15 +168,15 @@ class ContextGraph:
         labels: list[str | None] = []
         boosts: list[float | None] = []
         prefix_lengths: list[int] = []
-        for phrase in phrases:
-            item = BiasPhrase(phrase) if isinstance(phrase, str) else phrase
+        items = [BiasPhrase(phrase) if isinstance(phrase, str) else phrase for phrase in phrases]
+        for item in items:
             prefix = tokenizer.encode(to_spoken(item.prefix)) if item.prefix else []
             for tokens in tokenizer.tokenizations(item.text, tokenizations):
                 sequences.append([*prefix, *tokens])
                 labels.append(item.label or item.text)
                 boosts.append(item.boost)
                 prefix_lengths.append(len(prefix))
-        return cls.build(
+        graph = cls.build(
             sequences,
             tokenizer.word_start_mask,
             boost_per_token=boost_per_token,
@@ -183,6 +186,9 @@ class ContextGraph:
             prefix_lengths=prefix_lengths,
             cancel_failed=cancel_failed,
         )
+        spellings = ((to_spoken(item.text), item.label or item.text) for item in items)
+        graph.spellings = tuple(dict.fromkeys(spellings))
+        return graph
 
     def _insert(self, tokens: Sequence[int], boost: float, label: str | None, skip: int = 0) -> None:
         if len(tokens) <= skip:

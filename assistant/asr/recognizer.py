@@ -50,8 +50,10 @@ from assistant.asr.lm import (
     pieces_hash,
 )
 from assistant.asr.model_config import AsrModelConfig
+from assistant.asr.name_resolver import DEFAULT_THRESHOLD, NameResolver
 from assistant.asr.onnx_model import EncoderState, ModelFormatError, OnnxTransducer
 from assistant.asr.search import Biasing, Hypothesis, LanguageModel, SearchOptions, make_search
+from assistant.asr.soundalike import bundled_common_words
 from assistant.asr.tokenizer import Tokenizer, WordSpan
 from assistant.frontend import LogMelExtractor, StreamingNormalizer
 from assistant.logging import get_logger
@@ -122,11 +124,12 @@ class StreamingRecognizer:
         biasing: Biasing | None = None,
         lm_weight: float = DEFAULT_LM_WEIGHT,
         lm_insertion_bonus: float = DEFAULT_LM_INSERTION_BONUS,
+        name_threshold: float | None = DEFAULT_THRESHOLD,
     ) -> None:
         model = OnnxTransducer(model_dir, use_int8=use_int8)
         tokenizer = Tokenizer.load(model.paths.tokenizer, model.config.blank_id)
         lm = load_language_model(model_dir, tokenizer) if lm_weight != 0.0 else None
-        self._setup(model, tokenizer, beam, nbest, biasing, lm, lm_weight, lm_insertion_bonus)
+        self._setup(model, tokenizer, beam, nbest, biasing, lm, lm_weight, lm_insertion_bonus, name_threshold)
 
     @classmethod
     def from_model(
@@ -140,10 +143,13 @@ class StreamingRecognizer:
         lm: LanguageModel | None = None,
         lm_weight: float = DEFAULT_LM_WEIGHT,
         lm_insertion_bonus: float = DEFAULT_LM_INSERTION_BONUS,
+        name_threshold: float | None = DEFAULT_THRESHOLD,
     ) -> StreamingRecognizer:
         """A recognizer over an already loaded model (tests use scripted fakes)."""
         recognizer = cls.__new__(cls)
-        recognizer._setup(model, tokenizer, beam, nbest, biasing, lm, lm_weight, lm_insertion_bonus)
+        recognizer._setup(
+            model, tokenizer, beam, nbest, biasing, lm, lm_weight, lm_insertion_bonus, name_threshold
+        )
         return recognizer
 
     def _setup(
@@ -156,6 +162,7 @@ class StreamingRecognizer:
         lm: LanguageModel | None,
         lm_weight: float,
         lm_insertion_bonus: float,
+        name_threshold: float | None,
     ) -> None:
         config = model.config
         if tokenizer.vocab_size != config.vocab_size:
@@ -180,6 +187,10 @@ class StreamingRecognizer:
         self.encoder_frame_s = self.frame_s * config.subsampling
         self._n_mels = features.n_mels
         self._biasing = biasing
+        self.name_threshold = name_threshold
+        """The second pass over the words (:mod:`assistant.asr.name_resolver`): how alike in sound
+        a run of heard words must be to a biased name to be written as it; None: off."""
+        self._resolver: tuple[ContextGraph, NameResolver] | None = None
         self._normalizer = StreamingNormalizer(
             config.normalizer_stats, config.normalizer_time_constant_frames
         )
@@ -371,8 +382,24 @@ class StreamingRecognizer:
         kept = self._phrase_length(words)
         if kept:
             start, words = words[kept - 1].end, words[kept:]
+        resolver = self._name_resolver()
+        if resolver is not None:
+            words = _resolved_names(words, resolver)
         text = " ".join(word.word for word in words)
         return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context), start
+
+    def _name_resolver(self) -> NameResolver | None:
+        """The second pass over the running search's biasing graph (built once per graph), or
+        None when it is off or there are no names."""
+        graph = self._search_biasing
+        if self.name_threshold is None or not isinstance(graph, ContextGraph) or not graph.spellings:
+            return None
+        if self._resolver is None or self._resolver[0] is not graph:
+            resolver = NameResolver(
+                graph.spellings, threshold=self.name_threshold, common_words=bundled_common_words().words
+            )
+            self._resolver = graph, resolver
+        return self._resolver[1]
 
     def _phrase_length(self, words: list[TimedWord]) -> int:
         """How many leading words are the wake phrase or came before it (0 when none is set)."""
@@ -423,36 +450,44 @@ def _canonical_names(
     words: list[TimedWord], spans: list[WordSpan], graph: ContextGraph, tokens: tuple[int, ...]
 ) -> list[TimedWord]:
     """The words of each name the biasing graph matched, rewritten as its canonical label (in
-    spoken form): a sound-alike spelling ("shiv awn") comes out as the name ("siobhan").
-
-    Same word count: word by word, times and scores kept. Otherwise the label's words share the
-    matched span's time (split by length), the first carrying the span's scores.
-    """
+    spoken form): a sound-alike spelling ("shiv awn") comes out as the name ("siobhan")."""
     out = list(words)
     for match in reversed(graph.matches(tokens)):
         first = next((i for i, span in enumerate(spans) if span.first == match.first), None)
         last = next((i for i, span in enumerate(spans) if span.last == match.last), None)
         if match.label is None or first is None or last is None or last < first:
             continue
-        label = to_spoken(match.label).split()
-        heard = out[first : last + 1]
-        if [word.word for word in heard] == label or not label:
-            continue
-        if len(heard) == len(label):
-            named = [replace(word, word=text) for word, text in zip(heard, label, strict=True)]
-        else:
-            start, end = heard[0].start, heard[-1].end
-            total = sum(len(text) for text in label)
-            named, at = [], start
-            acoustic, context = sum(w.acoustic for w in heard), sum(w.context for w in heard)
-            for k, text in enumerate(label):
-                until = end if k == len(label) - 1 else round(at + (end - start) * len(text) / total, 3)
-                named.append(
-                    TimedWord(text, at, until, acoustic if k == 0 else 0.0, context if k == 0 else 0.0)
-                )
-                at = until
-        out[first : last + 1] = named
+        out[first : last + 1] = _renamed(out[first : last + 1], to_spoken(match.label).split())
     return out
+
+
+def _resolved_names(words: list[TimedWord], resolver: NameResolver) -> list[TimedWord]:
+    """The runs of words the second pass hears as a name, rewritten as that name."""
+    out = list(words)
+    for found in reversed(resolver.resolve([word.word for word in words])):
+        out[found.first : found.last + 1] = _renamed(
+            out[found.first : found.last + 1], to_spoken(found.label).split()
+        )
+    return out
+
+
+def _renamed(heard: list[TimedWord], label: list[str]) -> list[TimedWord]:
+    """``heard`` written as ``label``'s words. Same word count: word by word, times and scores
+    kept. Otherwise the label's words share the span's time (split by length), the first carrying
+    the span's scores."""
+    if [word.word for word in heard] == label or not label or not heard:
+        return heard
+    if len(heard) == len(label):
+        return [replace(word, word=text) for word, text in zip(heard, label, strict=True)]
+    start, end = heard[0].start, heard[-1].end
+    total = sum(len(text) for text in label)
+    named, at = [], start
+    acoustic, context = sum(w.acoustic for w in heard), sum(w.context for w in heard)
+    for k, text in enumerate(label):
+        until = end if k == len(label) - 1 else round(at + (end - start) * len(text) / total, 3)
+        named.append(TimedWord(text, at, until, acoustic if k == 0 else 0.0, context if k == 0 else 0.0))
+        at = until
+    return named
 
 
 class PipelineRecognizer:

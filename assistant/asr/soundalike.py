@@ -47,6 +47,7 @@ from pathlib import Path
 
 import structlog
 
+from assistant.fuzzy import edit_distance
 from assistant.textnorm import to_spoken
 
 log = structlog.get_logger(__name__)
@@ -510,7 +511,7 @@ def is_spelled_as_said(spelling: str, pronunciations: Sequence[Sequence[Phone]])
     tolerance = 1 + len(target) // 6
     for pronunciation in pronunciations:
         spellings = [_spelling_key(text) for text, _ in respell(pronunciation, limit=8)]
-        if not any(_edit_distance(target, text) <= tolerance for text in spellings):
+        if not any(edit_distance(target, text) <= tolerance for text in spellings):
             return False
     return True
 
@@ -525,16 +526,6 @@ def _spelling_key(text: str) -> str:
     for pattern, replacement in _FOLDS:
         text = re.sub(pattern, replacement, text)
     return text
-
-
-def _edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 # --------------------------------------------------------------------------- names

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from assistant.asr.context_graph import ContextGraph
+from assistant.asr.biasing import graph_builder
 from assistant.asr.onnx_model import ModelFormatError, ModelNotFoundError
 from assistant.asr.recognizer import RecognitionResult, StreamingRecognizer
 from assistant.asr.tokenizer import TokenizerError
@@ -53,22 +53,25 @@ def main(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO 
             nbest=nbest or config.asr.nbest,
             lm_weight=config.asr.lm_weight,
             lm_insertion_bonus=config.asr.lm_insertion_bonus,
+            name_threshold=config.biasing.name_threshold,
         )
     except (ModelNotFoundError, ModelFormatError, TokenizerError) as error:
         err.write(f"assistant transcribe: {error}\n")
         return EXIT_USAGE
     if not getattr(args, "no_bias", False) and config.biasing.enabled:
         try:
-            names = _names(config, getattr(args, "contacts", None), getattr(args, "devices", None))
-        except OSError as error:
-            err.write(f"assistant transcribe: {error}\n")
-            return EXIT_USAGE
-        if names:
+            contacts = [*config.biasing.contacts, *_names_file(getattr(args, "contacts", None))]
+            devices = [*config.biasing.devices, *_names_file(getattr(args, "devices", None))]
+            # The daemon's graph: sound-alikes, aliases, per-name boosts, contacts' first names.
+            graph_for = graph_builder(config.biasing, recognizer.tokenizer)
             recognizer.set_biasing(
-                ContextGraph.from_phrases(
-                    names, recognizer.tokenizer, boost_per_token=config.biasing.boost_per_token
+                graph_for(
+                    config.biasing.phrases, contacts=contacts, devices=devices, areas=config.biasing.areas
                 )
             )
+        except (OSError, ValueError) as error:
+            err.write(f"assistant transcribe: {error}\n")
+            return EXIT_USAGE
 
     status = EXIT_OK
     files: list[str] = list(args.files)
@@ -135,16 +138,13 @@ def _open(name: str) -> AudioSource:
     return WavSource(name)
 
 
-def _names(config: AssistantConfig, contacts: Path | None, devices: Path | None) -> list[str]:
-    """Names from the config plus the files (one per line; blank lines and ``#`` comments skipped)."""
-    names = [*config.biasing.contacts, *config.biasing.devices, *config.biasing.areas]
-    for path in (contacts, devices):
-        if path is None:
-            continue
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise OSError(f"{path}: cannot read names: {reason}") from None
-        names.extend(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-    return list(dict.fromkeys(name for name in names if name.strip()))
+def _names_file(path: Path | None) -> list[str]:
+    """Names from a file, one per line (blank lines and ``#`` comments skipped); none without one."""
+    if path is None:
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise OSError(f"{path}: cannot read names: {reason}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]

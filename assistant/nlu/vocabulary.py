@@ -18,11 +18,10 @@ True
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from assistant.fuzzy import phonetic_key, similarity
 from assistant.textnorm import to_spoken
 
 #: Below this a heard span is not taken as a name. 0.75 accepts one wrong letter in four, or a
@@ -37,93 +36,6 @@ FIRST_NAME_SCORE = 0.9
 # Words in front of a name that are not part of it ("turn on the lamp", "call my Mom" keeps "my"
 # only when a configured name has it).
 _DETERMINERS = frozenset({"the", "a", "an", "my", "our", "this", "that"})
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insert, delete, substitute all cost 1).
-
-    >>> edit_distance("lite", "light"), edit_distance("", "abc"), edit_distance("same", "same")
-    (3, 3, 0)
-    """
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-_VOWELS = frozenset("aeiouy")
-_KEY_DIGRAPHS = (  # longest first; applied left to right
-    ("tch", "X"), ("sch", "SK"), ("ph", "F"), ("sh", "X"), ("ch", "X"), ("th", "0"), ("ck", "K"),
-    ("wh", "W"), ("qu", "KW"), ("gh", ""), ("kn", "N"), ("wr", "R"), ("dg", "J"),
-)  # fmt: skip
-_KEY_LETTERS = {
-    "b": "B", "d": "T", "f": "F", "j": "J", "k": "K", "l": "L", "m": "M", "n": "N", "p": "P", "q": "K",
-    "r": "R", "s": "S", "t": "T", "v": "F", "x": "KS", "z": "S",
-}  # fmt: skip
-
-
-@functools.lru_cache(maxsize=8192)
-def phonetic_key(text: str) -> str:
-    """A sound-alike key: consonant skeleton with common English spellings folded together.
-
-    A much reduced metaphone: vowels vanish except a leading one (``A``), ``ph``→F, ``sh``/``ch``→X,
-    ``th``→0, silent ``gh``/``kn``/``wr``, soft ``c``/``g`` before e/i/y, d/t and v/f merged,
-    doubled sounds collapsed. Words are joined first, so word boundaries do not matter.
-
-    >>> [phonetic_key(name) for name in ("kitchen light", "kitchen lite", "Stephen", "Steven")]
-    ['KXNLT', 'KXNLT', 'STFN', 'STFN']
-    """
-    s = re.sub(r"[^a-z]", "", text.lower())
-    out: list[str] = []
-    i = 0
-    while i < len(s):
-        for graph, sound in _KEY_DIGRAPHS:
-            if s.startswith(graph, i):
-                if graph == "gh" and i == 0:
-                    sound = "K"
-                out.append(sound)
-                i += len(graph)
-                break
-        else:
-            c = s[i]
-            following = s[i + 1] if i + 1 < len(s) else ""
-            if c in _VOWELS:
-                if i == 0:
-                    out.append("A")
-            elif c == "c":
-                out.append("S" if following in ("e", "i", "y") else "K")
-            elif c == "g":
-                out.append("J" if following in ("e", "i", "y") else "K")
-            elif c in ("h", "w"):
-                if following in _VOWELS and (i == 0 or s[i - 1] not in _VOWELS):
-                    out.append(c.upper())
-            else:
-                out.append(_KEY_LETTERS.get(c, ""))
-            i += 1
-    key = "".join(out)
-    return re.sub(r"(.)\1+", r"\1", key)
-
-
-def similarity(heard: str, form: str, floor: float = 0.0) -> float:
-    """0..1: the mean of letter similarity and sound similarity of two names (spaces ignored).
-
-    Returns 0.0 early when the result cannot reach ``floor`` (the sound keys are cheap to compare
-    first, and letters can add at most 1).
-    """
-    a, b = heard.replace(" ", "").replace("'", ""), form.replace(" ", "").replace("'", "")
-    if a == b:
-        return 1.0
-    key_a, key_b = phonetic_key(a), phonetic_key(b)
-    sound = 1.0 - edit_distance(key_a, key_b) / max(len(key_a), len(key_b), 1)
-    if (sound + 1.0) / 2 < floor:
-        return 0.0
-    letters = 1.0 - edit_distance(a, b) / max(len(a), len(b), 1)
-    return (letters + sound) / 2
 
 
 @dataclass(frozen=True)

@@ -29,24 +29,13 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from assistant.nlu.vocabulary import similarity
+from assistant.fuzzy import edit_distance, similarity
 
 _NON_WORD = re.compile(r"[^a-z0-9' ]+")
 
 
 def words_of(text: str) -> list[str]:
     return _NON_WORD.sub(" ", text.lower()).split()
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
 
 
 class PhraseVerifier:

@@ -55,6 +55,7 @@ from assistant.asr.biasing import (
 )
 from assistant.asr.context_graph import ContextGraph
 from assistant.asr.model_config import AsrModelConfig
+from assistant.asr.name_resolver import DEFAULT_THRESHOLD as DEFAULT_NAME_THRESHOLD
 from assistant.asr.onnx_model import EncoderState, OnnxTransducer
 from assistant.asr.recognizer import StreamingRecognizer, TransducerModel, load_language_model
 from assistant.asr.search import SearchOptions
@@ -72,6 +73,8 @@ DEFAULT_PREFIXES = (
     "switch on the", "switch off the", "the", "in the",
 )  # fmt: skip
 SWEEP = (0.5, 1.0, 2.0, 3.0, 4.0)
+SECOND_PASS_SWEEP = (0.7, 0.75, 0.8, 0.85)
+DAEMON_DEFAULTS = "LM + biasing + second pass (daemon defaults)"
 
 
 # --------------------------------------------------------------------------- data
@@ -221,14 +224,16 @@ def decode(
     bonus_before_pruning: bool = True,
     lm_abstains_in_names: bool = False,
     protected_slots: int = SearchOptions.protected_slots,
+    name_threshold: float | None = None,
 ) -> tuple[list[str], float]:
-    """1-best texts and the seconds it took."""
+    """1-best texts and the seconds it took (``name_threshold``: the second pass, None: off)."""
     recognizer.options = dataclasses.replace(
         recognizer.options,
         bonus_before_pruning=bonus_before_pruning,
         lm_abstains_in_names=lm_abstains_in_names,
         protected_slots=protected_slots,
     )
+    recognizer.name_threshold = name_threshold
     recognizer.set_biasing(graph)
     texts = []
     started = time.perf_counter()
@@ -296,12 +301,14 @@ class Setting:
     lm: bool = False  # the command-domain LM fused too, as the daemon decodes
     lm_abstains_in_names: bool = False  # the LM's penalties waived inside a partial name match
     protected_slots: int = SearchOptions.protected_slots  # beam slots ranked with open matches taken back
+    name_threshold: float | None = None  # the second pass (name_resolver) at this threshold; None: off
 
 
 def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
     out = [
         Setting("no biasing", None),
         Setting("biasing", base),
+        Setting("biasing + second pass", base, name_threshold=DEFAULT_NAME_THRESHOLD),
         Setting("biasing, no sound-alikes", dataclasses.replace(base, sound_alikes=False)),
         Setting("ablation: no fail-arc cancellation", dataclasses.replace(base, cancel_failed=False)),
         Setting("ablation: bonus after pruning", base, bonus_before_pruning=False),
@@ -321,7 +328,18 @@ def settings(base: BiasingOptions, with_lm: bool = False) -> list[Setting]:
     if with_lm:  # what the daemon runs: the LM (lm.npz) on, without and with the list
         out += [
             Setting("LM, no biasing", None, lm=True),
-            Setting("LM + biasing (daemon defaults)", base, lm=True),
+            Setting("LM + biasing, graph only", base, lm=True),
+            Setting(DAEMON_DEFAULTS, base, lm=True, name_threshold=DEFAULT_NAME_THRESHOLD),
+            *(
+                Setting(
+                    f"sweep: LM + biasing + second pass {threshold:g}",
+                    base,
+                    lm=True,
+                    name_threshold=threshold,
+                )
+                for threshold in SECOND_PASS_SWEEP
+                if threshold != DEFAULT_NAME_THRESHOLD
+            ),
             Setting("ablation: LM + biasing, no protected slot", base, lm=True, protected_slots=0),
             Setting("ablation: LM + biasing, two protected slots", base, lm=True, protected_slots=2),
             Setting("ablation: LM + biasing, LM abstains in names", base, lm=True, lm_abstains_in_names=True),
@@ -360,18 +378,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             built = build_biasing_graph(names, tokenizer, setting.options, speller)
             build_s = time.perf_counter() - t0
             graph = built.graph if built is not None else None
-        flags = {
-            "bonus_before_pruning": setting.bonus_before_pruning,
-            "lm_abstains_in_names": setting.lm_abstains_in_names,
-            "protected_slots": setting.protected_slots,
-        }
-        name_texts, _ = decode(decoder, named, features, graph, **flags)
-        plain_texts, _ = decode(decoder, plain, features, graph, **flags)
+        name_texts, plain_texts = (
+            decode(
+                decoder,
+                utterances,
+                features,
+                graph,
+                bonus_before_pruning=setting.bonus_before_pruning,
+                lm_abstains_in_names=setting.lm_abstains_in_names,
+                protected_slots=setting.protected_slots,
+                name_threshold=setting.name_threshold,
+            )[0]
+            for utterances in (named, plain)
+        )
         results.append(
             {
                 "setting": setting.name,
                 "lm_weight": decoder.options.lm_weight,
                 "boost_per_token": setting.options.boost_per_token if setting.options else None,
+                "name_threshold": setting.name_threshold,
                 "graph_nodes": graph.node_count if graph is not None else 0,
                 "graph_phrases": graph.phrase_count if graph is not None else 0,
                 "graph_build_s": round(build_s, 3),
@@ -433,7 +458,9 @@ def speed_test(
     times: dict[str, list[float]] = {"none": [], "list": []}
     for _ in range(3):
         times["none"].append(decode(recognizer, utterances, features, None)[1])
-        times["list"].append(decode(recognizer, utterances, features, graph)[1])
+        times["list"].append(
+            decode(recognizer, utterances, features, graph, name_threshold=DEFAULT_NAME_THRESHOLD)[1]
+        )
     none_s, list_s = min(times["none"]), min(times["list"])
     return {
         "utterances": len(utterances),
@@ -501,6 +528,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
     base = next(r for r in report["results"] if r["setting"] == "no biasing")
     biased = next(r for r in report["results"] if r["setting"] == "biasing")
+    shown = next((r for r in report["results"] if r["setting"] == DAEMON_DEFAULTS), biased)
     lines += [
         "",
         "WER on utterances without names, relative change with the list active (target ≤ +2 %):",
@@ -508,8 +536,9 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     pairs = [("", base, biased)]
     lm_rows = {r["setting"]: r for r in report["results"] if r.get("lm_weight")}
-    if {"LM, no biasing", "LM + biasing (daemon defaults)"} <= set(lm_rows):
-        pairs.append(("with the LM, ", lm_rows["LM, no biasing"], lm_rows["LM + biasing (daemon defaults)"]))
+    for with_list in ("LM + biasing, graph only", DAEMON_DEFAULTS):
+        if {"LM, no biasing", with_list} <= set(lm_rows):
+            pairs.append((f"{with_list}, ", lm_rows["LM, no biasing"], lm_rows[with_list]))
     for label, without, with_list in pairs:
         for condition in CONDITIONS:
             before, after = without["plain"][condition]["wer"], with_list["plain"][condition]["wer"]
@@ -525,10 +554,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{speed['graph_build_s']} s) {speed['decode_s_with_list']} s "
         f"(RTF {speed['rtf_with_list']}): {speed['slowdown']:+.1%} (target < +10 %).",
         "",
-        "Examples (biasing on):",
+        f"Examples ({shown['setting']}):",
         "",
     ]
-    lines += [f"- ref: {e['ref']}  \n  hyp: {e['hyp']}" for e in biased["examples"]]
+    lines += [f"- ref: {e['ref']}  \n  hyp: {e['hyp']}" for e in shown["examples"]]
     return "\n".join(lines) + "\n"
 
 

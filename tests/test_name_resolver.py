@@ -1,0 +1,99 @@
+"""The second pass over heard words: runs that sound like a configured name become the name; the
+rules that keep it from inventing names (everyday words, short names, overlaps)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.asr.name_resolver import (
+    MIN_FUZZY_SOUNDS,
+    NameResolver,
+    sound_distance,
+    sound_length,
+    sound_similarity,
+)
+from assistant.fuzzy import sound_string
+
+COMMON = frozenset({"the", "to", "do", "on", "in", "a", "lock", "radio", "date", "today"})
+
+
+def rewrites(resolver: NameResolver, heard: str) -> list[tuple[str, str]]:
+    words = heard.split()
+    return [(" ".join(words[r.first : r.last + 1]), r.label) for r in resolver.resolve(words)]
+
+
+def test_vowels_are_cheap_and_close_consonants_cost_half() -> None:
+    assert sound_distance("BR*F*", "BR*F*") == 0.0
+    assert sound_distance("B*T", "B*T*") == 0.5  # a vowel dropped
+    assert sound_distance("B*T", "P*T") == 0.5  # b/p
+    assert sound_distance("B*T", "K*T") == 1.0
+    assert sound_length("BR*F*") == 4.0
+    assert sound_similarity(sound_string("shiv on"), sound_string("shivawn")) == 1.0
+
+
+def test_a_misheard_name_is_written_as_the_canonical_name() -> None:
+    resolver = NameResolver(
+        [("bravia", "Bravia"), ("tradfri", "Tradfri"), ("lutron caseta", "Lutron Caseta")],
+        common_words=COMMON,
+    )
+    assert rewrites(resolver, "turn on the bredio") == [("bredio", "Bravia")]
+    assert rewrites(resolver, "switch off the tradry") == [("tradry", "Tradfri")]
+    # a name heard as more words than it has, some of them everyday words
+    assert rewrites(resolver, "turn the lutron casid up") == [("lutron casid", "Lutron Caseta")]
+
+
+def test_a_sound_alike_spelling_maps_back_to_its_name() -> None:
+    resolver = NameResolver([("shivawn", "Siobhan"), ("siobhan", "Siobhan")], common_words=COMMON)
+    assert rewrites(resolver, "call shiv awn now") == [("shiv awn", "Siobhan")]
+    assert rewrites(resolver, "call siobhan now") == []  # already the name: nothing to rewrite
+
+
+def test_everyday_words_must_also_be_near_in_letters() -> None:
+    resolver = NameResolver([("tado", "tado")], common_words=COMMON)
+    assert sound_string("to do") == sound_string("tado")  # same sound …
+    assert rewrites(resolver, "add it to do list") == []  # … but two everyday words
+    assert rewrites(resolver, "what's the date") == []
+    # a heard non-word with the same sound is the name (when the name is long enough to be fuzzy)
+    resolver = NameResolver([("sengled", "Sengled")], common_words=COMMON)
+    assert rewrites(resolver, "dim the sangled") == [("sangled", "Sengled")]
+
+
+def test_short_names_only_match_exactly() -> None:
+    resolver = NameResolver([("roku", "Roku")], common_words=COMMON)
+    assert sound_length(sound_string("roku")) < MIN_FUZZY_SOUNDS
+    assert rewrites(resolver, "switch the roko off") == []
+    assert rewrites(resolver, "switch the ro ku off") == [("ro ku", "Roku")]  # letters exact
+
+
+def test_a_run_already_written_as_a_name_keeps_it() -> None:
+    # "joaquin" alone sounds like the sound-alike "joe keen" of "Joaquin Ann": it must not grow.
+    resolver = NameResolver([("joe keen", "Joaquin Ann")], common_words=COMMON)
+    assert rewrites(resolver, "text joaquin ann now") == []
+    assert rewrites(resolver, "text joe keen now") == [("joe keen", "Joaquin Ann")]
+
+
+def test_overlapping_candidates_keep_the_longer_on_a_tie_and_come_out_in_order() -> None:
+    resolver = NameResolver(
+        [("bravia", "Bravia"), ("kasa", "Kasa"), ("kasa cam", "Kasa Cam")], common_words=COMMON
+    )
+    found = resolver.resolve(["the", "bravio", "and", "the", "kasa", "kam"])
+    # "kasa" alone is a name too, but the whole run is a longer one just as good
+    assert [(r.first, r.last, r.label) for r in found] == [(1, 1, "Bravia"), (4, 5, "Kasa Cam")]
+    assert [r.spelling for r in found] == ["bravia", "kasa cam"]
+    # a better score wins over a longer run: "kasa" exact, "kasa camra" only near "kasa cam"
+    assert rewrites(resolver, "the kasa kamra") == []
+
+
+@pytest.mark.parametrize("threshold", [0.75, 0.85, 0.95])
+def test_a_stricter_threshold_never_finds_more(threshold: float) -> None:
+    spellings = [("bravia", "Bravia"), ("tradfri", "Tradfri"), ("nanoleaf", "Nanoleaf")]
+    heard = ["turn", "on", "the", "bredio", "and", "the", "tradry", "and", "the", "nanoleef"]
+    loose = NameResolver(spellings, threshold=0.7, common_words=COMMON).resolve(heard)
+    strict = NameResolver(spellings, threshold=threshold, common_words=COMMON).resolve(heard)
+    assert {(r.first, r.label) for r in strict} <= {(r.first, r.label) for r in loose}
+    assert all(r.score >= threshold for r in strict)
+
+
+def test_no_names_no_rewrites() -> None:
+    resolver = NameResolver([])
+    assert len(resolver) == 0 and resolver.resolve(["turn", "on", "the", "light"]) == []
