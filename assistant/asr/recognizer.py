@@ -249,8 +249,10 @@ class StreamingRecognizer:
         self._partial_key = None
 
     def set_biasing(self, biasing: Biasing | None) -> None:
-        """A new context graph (names changed); it takes effect at the next utterance."""
+        """A new context graph (names changed); it takes effect at the next utterance. The second
+        pass's index is built now, between utterances, not in the next one's finalize."""
         self._biasing = biasing
+        self._name_resolver(biasing)
 
     @property
     def audio_s(self) -> float:
@@ -388,13 +390,17 @@ class StreamingRecognizer:
         text = " ".join(word.word for word in words)
         return NBestEntry(text, tuple(words), hypothesis.acoustic, hypothesis.context), start
 
-    def _name_resolver(self) -> NameResolver | None:
-        """The second pass over the running search's biasing graph (built once per graph), or
-        None when it is off or there are no names."""
-        graph = self._search_biasing
+    def _name_resolver(self, biasing: Biasing | None = None) -> NameResolver | None:
+        """The second pass over ``biasing`` (default: the running search's graph), built once per
+        graph, or None when it is off or there are no names."""
+        graph = self._search_biasing if biasing is None else biasing
         if self.name_threshold is None or not isinstance(graph, ContextGraph) or not graph.spellings:
             return None
-        if self._resolver is None or self._resolver[0] is not graph:
+        if (
+            self._resolver is None
+            or self._resolver[0] is not graph
+            or self._resolver[1].threshold != self.name_threshold
+        ):
             resolver = NameResolver(
                 graph.spellings, threshold=self.name_threshold, common_words=bundled_common_words().words
             )
