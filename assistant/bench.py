@@ -218,6 +218,7 @@ def pipeline_rtf(
         nbest=config.asr.nbest,
         lm_weight=config.asr.lm_weight,
         lm_insertion_bonus=config.asr.lm_insertion_bonus,
+        name_threshold=config.biasing.name_threshold,
     )
     biasing_for = biasing_builder(config, recognizer)
     final_texts: dict[str, str] = {}

@@ -534,6 +534,7 @@ def run(
             nbest=base.asr.nbest,
             lm_weight=base.asr.lm_weight,
             lm_insertion_bonus=base.asr.lm_insertion_bonus,
+            name_threshold=base.biasing.name_threshold,
         )
         # The daemon's own graph construction, built once for the (unchanging) names.
         daemon_biasing = biasing_builder(base, recognizer)
