@@ -139,7 +139,7 @@ eval-biasing:
 WAKE_PROFILE ?= full
 WAKE_CORPUS ?= data/corpus-medium
 train-wake: voices
-	$(PY) -m models.wakeword.train --phrase "$(WAKE)" --profile $(WAKE_PROFILE) \
+	$(PY) -m models.wakeword.train --phrase "$(WAKE)" --profile $(WAKE_PROFILE) --jobs $(JOBS) \
 		$(if $(wildcard $(WAKE_CORPUS)/train.jsonl),--corpus $(WAKE_CORPUS) --corpus-negatives 6000) $(WAKE_ARGS)
 
 ## eval-wake: false rejects (reserved voices, clean + 10 dB), false accepts/h (3 h streams), dev-real, CPU, DET, pocketsphinx

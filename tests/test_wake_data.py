@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -243,6 +244,20 @@ def test_near_misses_are_cached_a_text_at_a_time_and_resume_identically(
     assert all(np.array_equal(a.audio, b.audio) for a, b in zip(again, first, strict=True))
     # the same units next to recipe 3's cache: its key leaves the near-miss fields out
     assert recipe.cache_key() == replace(recipe, near_miss_voices=0, near_miss_share=0.3).cache_key()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_near_misses_spoken_by_worker_processes_are_the_ones_one_process_speaks(tmp_path: Path) -> None:
+    # Real espeak-ng voices (the workers are spawned: nothing patched here reaches them).
+    recipe = DataRecipe(phrase="hey jarvis", classic_voices=6, kokoro_voices=0, near_miss_voices=2)
+    assets = VoiceAssets(tmp_path / "no-voices")
+    alone = data.load_or_make_near_misses(recipe, tmp_path / "one", assets)
+    lines: list[str] = []
+    together = data.load_or_make_near_misses(recipe, tmp_path / "two", assets, progress=lines.append, jobs=2)
+    assert len(alone) == 2 * len(data.near_misses_for("hey jarvis"))
+    assert [(u.text, u.voice, u.split) for u in together] == [(u.text, u.voice, u.split) for u in alone]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(together, alone, strict=True))
+    assert sum("near-misses:" in line for line in lines) == len(data.near_misses_for("hey jarvis"))
 
 
 def test_near_misses_refuse_the_reserved_voices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -394,44 +396,89 @@ def load_or_make_near_misses(
     assets: VoiceAssets,
     generated: Sequence[dict[str, Any]] = (),
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> list[Unit]:
     """The near-miss units (kind ``confusable``), one cached file per text under
     ``near-misses-<key>/``: a synthesis stopped halfway resumes at the first missing text, and each
-    text's audio depends only on the seed, the text and its voices."""
+    text's audio depends only on the seed, the text and its voices — so ``jobs`` processes can
+    speak different texts at once and write the same files one process would."""
     voices = training_voices(recipe, assets, generated)
     plan = near_miss_plan(recipe, voices)
     if not plan:
         return []
     folder = cache_dir / f"near-misses-{recipe.near_miss_key()}"
     paths = [folder / f"{text_seed(text):08x}.npz" for text, _ in plan]
-    missing = [(item, path) for item, path in zip(plan, paths, strict=True) if not path.exists()]
-    if missing:
+    missing = [
+        (text, chosen, path) for (text, chosen), path in zip(plan, paths, strict=True) if not path.exists()
+    ]
+
+    def done(number: int, text: str, spoken: int, skipped: list[str]) -> None:
+        if progress:
+            for line in skipped:
+                progress(line)
+            progress(f"near-misses: {text!r} by {spoken} voices ({number}/{len(missing)} done)")
+
+    if jobs > 1 and len(missing) > 1:
+        # Spawned, not forked: the parent has threads (onnxruntime's, the caller's) whose locks a
+        # forked child would inherit held.
+        with ProcessPoolExecutor(
+            min(jobs, len(missing)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_near_miss_worker,
+            initargs=(assets, recipe, generated),
+        ) as pool:
+            futures = {
+                pool.submit(_near_miss_in_worker, text, chosen, path): text for text, chosen, path in missing
+            }
+            for number, future in enumerate(as_completed(futures), 1):
+                done(number, futures[future], *future.result())
+    elif missing:
         with tempfile.TemporaryDirectory(prefix="wake-near-") as workdir:
             engines = _engines(assets, Path(workdir), recipe, generated)
-            for number, ((text, chosen), path) in enumerate(missing):
-                rng = np.random.default_rng([recipe.seed, 29, text_seed(text)])
-                units = []
-                for voice in chosen:
-                    try:
-                        audio = engines.synthesize(
-                            text, voice, np.random.default_rng(int(rng.integers(2**31)))
-                        )
-                    except Exception as error:  # one engine failing on one text must not stop the build
-                        if progress:
-                            progress(f"skip {voice.name} {text!r}: {error}")
-                        continue
-                    clean = _trimmed(audio.audio)
-                    if len(clean) > FRAME_SAMPLES * 10:
-                        split = voice_split(voice.name, recipe.validation_share)
-                        units.append(Unit(clean, text, voice.name, "confusable", split))
-                partial = path.with_name(path.stem + ".partial.npz")
-                save_units(partial, units)
-                partial.replace(path)  # whole files only: a killed run leaves no half text behind
-                if progress:
-                    progress(
-                        f"near-misses: {text!r} by {len(units)} voices ({number + 1}/{len(missing)} done)"
-                    )
+            for number, (text, chosen, path) in enumerate(missing, 1):
+                done(number, text, *_speak_near_miss(engines, recipe, text, chosen, path))
     return [unit for path in paths for unit in load_units(path)]
+
+
+def _speak_near_miss(
+    engines: Engines, recipe: DataRecipe, text: str, chosen: Sequence[Voice], path: Path
+) -> tuple[int, list[str]]:
+    """``text`` said by each of ``chosen``, saved whole to ``path``: (voices kept, skip notes)."""
+    rng = np.random.default_rng([recipe.seed, 29, text_seed(text)])
+    units, skipped = [], []
+    for voice in chosen:
+        try:
+            audio = engines.synthesize(text, voice, np.random.default_rng(int(rng.integers(2**31))))
+        except Exception as error:  # one engine failing on one text must not stop the build
+            skipped.append(f"skip {voice.name} {text!r}: {error}")
+            continue
+        clean = _trimmed(audio.audio)
+        if len(clean) > FRAME_SAMPLES * 10:
+            units.append(
+                Unit(clean, text, voice.name, "confusable", voice_split(voice.name, recipe.validation_share))
+            )
+    partial = path.with_name(path.stem + ".partial.npz")
+    save_units(partial, units)
+    partial.replace(path)  # whole files only: a killed run leaves no half text behind
+    return len(units), skipped
+
+
+# One per worker process: its engines (Kokoro loads once per process), recipe and scratch folder.
+_worker: tuple[Engines, DataRecipe, tempfile.TemporaryDirectory[str]] | None = None
+
+
+def _start_near_miss_worker(
+    assets: VoiceAssets, recipe: DataRecipe, generated: Sequence[dict[str, Any]]
+) -> None:
+    global _worker
+    workdir = tempfile.TemporaryDirectory(prefix="wake-near-")
+    _worker = _engines(assets, Path(workdir.name), recipe, generated), recipe, workdir
+
+
+def _near_miss_in_worker(text: str, chosen: Sequence[Voice], path: Path) -> tuple[int, list[str]]:
+    assert _worker is not None, "the pool's initializer sets up each worker"
+    engines, recipe, _ = _worker
+    return _speak_near_miss(engines, recipe, text, chosen, path)
 
 
 def save_units(path: Path, units: Sequence[Unit]) -> None:
@@ -498,15 +545,23 @@ def load_or_make_units(
     progress: Callable[[str], None] | None = None,
     corpus: Path | None = None,
     shared_units: Path | None = None,
+    jobs: int = 1,
 ) -> list[Unit]:
     """The recipe's units (synthesized once, then from the cache), its near-misses (cached apart),
     the training half of the real recordings, a corpus build's utterances, and another phrase's
-    cached units (relabelled)."""
+    cached units (relabelled).
+
+    With ``jobs`` > 1 the near-misses are spoken by that many worker processes while this one
+    speaks the recipe's units (one random stream, so one process); the result is the same."""
     path = cache_dir / f"units-{recipe.cache_key()}.npz"
-    if not path.exists():
-        save_units(path, synthesize_units(recipe, assets, generated, progress))
-    units = load_units(path)  # the 16-bit copy: a first run trains on what later runs load
-    units += load_or_make_near_misses(recipe, cache_dir, assets, generated, progress)
+    with ThreadPoolExecutor(1) as waiter:  # with workers: a thread that only waits on them
+        near = waiter.submit(load_or_make_near_misses, recipe, cache_dir, assets, generated, progress, jobs)
+        if jobs <= 1:
+            near.result()  # one process: one engine at a time
+        if not path.exists():
+            save_units(path, synthesize_units(recipe, assets, generated, progress))
+        units = load_units(path)  # the 16-bit copy: a first run trains on what later runs load
+        units += near.result()
     if shared_units is not None:
         units += relabelled_for(load_units(shared_units), recipe.phrase)
     if recipe.real_negatives:

@@ -457,6 +457,7 @@ def run(
     corpus: Path | None = None,
     init: Path | None = None,
     shared_units: Path | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Data → training → calibration → export; returns what went into the model's ``training``.
 
@@ -465,7 +466,7 @@ def run(
     """
     started_cpu, started = time.process_time(), time.time()
     work = work_dir / wakeword_id_for(phrase)
-    units = load_or_make_units(recipe, work, assets, generated or [], log, corpus, shared_units)
+    units = load_or_make_units(recipe, work, assets, generated or [], log, corpus, shared_units, jobs)
     log(f"units: {json.dumps(summary(units))}")
     rng = np.random.default_rng([recipe.seed, 5])
     train_examples = make_examples(units, "train", recipe, rng, recipe.negative_examples, log)
@@ -560,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="override the profile's training steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="processes speaking the near-misses (beside the main synthesis)"
+    )
     parser.add_argument("--voices", type=Path, default=Path("data/voices"), help="`make voices` output")
     parser.add_argument(
         "--generated-voices",
@@ -634,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     assets = VoiceAssets(args.voices)
     if args.units_only:
         work = args.work / wakeword_id_for(args.phrase)
-        units = load_or_make_units(recipe, work, assets, generated, log, None, args.shared_units)
+        units = load_or_make_units(recipe, work, assets, generated, log, None, args.shared_units, args.jobs)
         log(f"units: {json.dumps(summary(units))}")
         return 0
     if args.calibrate_only:
@@ -655,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus=args.corpus,
         init=args.init,
         shared_units=args.shared_units,
+        jobs=args.jobs,
     )
     if args.report:
         model = json.loads((out_dir / CONFIG_FILE).read_text())
