@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Hashable, Sequence
 
-__all__ = ["edit_distance", "phonetic_key", "similarity"]
+__all__ = ["edit_distance", "letter_similarity", "phonetic_key", "similarity", "sound_string"]
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insert, delete, substitute all cost 1).
+def edit_distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
+    """Levenshtein distance (insert, delete, substitute all cost 1) between two strings, or two
+    sequences of anything comparable (words: the word error count).
 
     >>> edit_distance("lite", "light"), edit_distance("", "abc"), edit_distance("same", "same")
     (3, 3, 0)
+    >>> edit_distance("turn on the light".split(), "turn the lights".split())
+    2
     """
     if len(a) < len(b):
         a, b = b, a
@@ -103,6 +107,11 @@ def sound_string(text: str) -> str:
     return "A" + collapsed[2:] if collapsed.startswith("A*") else collapsed
 
 
+def letter_similarity(a: str, b: str) -> float:
+    """1 − letter edit distance / the longer length (0..1)."""
+    return 1.0 - edit_distance(a, b) / max(len(a), len(b), 1)
+
+
 def similarity(heard: str, form: str, floor: float = 0.0) -> float:
     """0..1: the mean of letter similarity and sound similarity of two names (spaces ignored).
 
@@ -116,5 +125,4 @@ def similarity(heard: str, form: str, floor: float = 0.0) -> float:
     sound = 1.0 - edit_distance(key_a, key_b) / max(len(key_a), len(key_b), 1)
     if (sound + 1.0) / 2 < floor:
         return 0.0
-    letters = 1.0 - edit_distance(a, b) / max(len(a), len(b), 1)
-    return (letters + sound) / 2
+    return (letter_similarity(a, b) + sound) / 2

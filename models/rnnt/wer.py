@@ -8,18 +8,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
+from assistant.fuzzy import edit_distance
 
-def edit_distance(reference: Sequence[str], hypothesis: Sequence[str]) -> int:
-    """Substitutions + deletions + insertions turning ``reference`` into ``hypothesis``."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_word in enumerate(reference, start=1):
-        current = [i]
-        for j, hyp_word in enumerate(hypothesis, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1]
+__all__ = ["edit_distance", "error_rate", "word_errors"]
 
 
 def word_errors(reference: str, hypothesis: str) -> int:
