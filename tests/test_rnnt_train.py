@@ -135,3 +135,30 @@ def test_cli_reports_a_missing_corpus(tmp_path: Path, capsys: pytest.CaptureFixt
         main(["--corpus", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--config", "tiny"]) == 2
     )
     assert "make data" in capsys.readouterr().err
+
+
+def test_checkpoints_hold_cpu_tensors_and_a_missing_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    from models.rnnt.train import resolve_device, save_checkpoint
+
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            resolve_device("cuda")
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(2)}, "rng": [torch.zeros(1)], "step": 3})
+    loaded = torch.load(path, weights_only=False)
+    assert loaded["step"] == 3 and loaded["model"]["w"].device.type == "cpu"
+
+
+def test_preloaded_split_normalises_exactly_like_the_lazy_one(corpus: Path, tmp_path: Path) -> None:
+    from assistant.frontend import FeatureConfig
+    from models.rnnt.data import FeatureStore, SplitData, normalizer_stats, read_manifest
+
+    rows = read_manifest(corpus, "train")
+    store = FeatureStore.build(corpus, rows, tmp_path / "cache", FeatureConfig())
+    stats = normalizer_stats(store, 10)
+    tokens = [[1, 2]] * len(rows)
+    lazy = SplitData(rows, store, tokens, stats, 300.0).collate([0, 2, 4])
+    eager = SplitData(rows, store, tokens, stats, 300.0, preload=True).collate([0, 2, 4])
+    assert torch.equal(lazy.features, eager.features) and torch.equal(lazy.lengths, eager.lengths)

@@ -271,7 +271,8 @@ class RnntModel(nn.Module):
 
     def initial_states(self, batch: int) -> EncoderStates:
         """Zeros: the start of a stream. Shapes are the ONNX state tensors' shapes (batch first)."""
-        return tuple(torch.zeros(shape) for shape in state_shapes(self.config, batch))  # type: ignore[return-value]
+        device = next(self.parameters()).device
+        return tuple(torch.zeros(shape, device=device) for shape in state_shapes(self.config, batch))  # type: ignore[return-value]
 
     def streaming_forward(
         self, features: Tensor, states: EncoderStates, unrolled: bool = False
@@ -293,10 +294,10 @@ class RnntModel(nn.Module):
     ) -> TransducerOutput:
         """Joiner logits ``[B, T', U+1, V]`` for the RNN-T loss, encoder lengths and encoder output.
 
-        ``bf16_encoder`` runs the encoder under CPU bfloat16 autocast (its LSTM matmuls ~1.3× faster
+        ``bf16_encoder`` runs the encoder under bfloat16 autocast (its LSTM matmuls ~1.3× faster
         on CPUs with AVX512-BF16); the joiner and the loss stay in float32.
         """
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_encoder):
+        with torch.autocast(features.device.type, dtype=torch.bfloat16, enabled=bf16_encoder):
             encoder_out, frame_lengths = self.encode(features, lengths)
         encoder_out = encoder_out.float()
         predictor_out = self.predictor.forward_targets(targets)
@@ -340,7 +341,9 @@ def greedy_decode_frames(
     """:func:`greedy_decode` on given encoder frames ``[B, T', joiner_dim]`` (e.g. from an int8 encoder)."""
     config = model.config
     batch = encoder_out.shape[0]
-    context = torch.full((batch, config.context_size), config.blank_id, dtype=torch.long)
+    context = torch.full(
+        (batch, config.context_size), config.blank_id, dtype=torch.long, device=encoder_out.device
+    )
     predictor_out = model.predictor(context)
     hypotheses: list[list[int]] = [[] for _ in range(batch)]
     for t in range(encoder_out.shape[1]):

@@ -100,6 +100,7 @@ class TrainConfig:
     dev_every_minutes: float = 8.0
     dev_utterances: int = 240  # spread evenly over the dev conditions
     threads: int = 2
+    device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when one is visible); checkpoints are device-neutral
     seed: int = 1234
     # augmentation and curriculum
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
@@ -235,7 +236,9 @@ def ctc_greedy(
 
 def encoder_spread(encoder_out: torch.Tensor, frame_lengths: torch.Tensor) -> float:
     """Std across utterances of the time-averaged encoder output: near 0 means a collapsed encoder."""
-    mask = (torch.arange(encoder_out.shape[1])[None, :] < frame_lengths[:, None]).float()[..., None]
+    mask = (
+        torch.arange(encoder_out.shape[1], device=encoder_out.device)[None, :] < frame_lengths[:, None]
+    ).float()[..., None]
     means = (encoder_out * mask).sum(1) / mask.sum(1).clamp(min=1)
     return float(means.std(0).mean()) if means.shape[0] > 1 else 0.0
 
@@ -259,8 +262,10 @@ def evaluate_dev(
         data.lengths, range(len(data.rows)), config.max_batch_frames, config.max_batch_utterances, seed=0
     )
     total_loss, pairs = 0.0, []
+    device = next(model.parameters()).device
     with torch.no_grad():
         for batch in data.batches(batches):
+            batch = batch.to(device)
             output = model(batch.features, batch.lengths, batch.targets)
             total_loss += float(
                 rnnt_loss(
@@ -348,9 +353,29 @@ class TrainHooks:
         return None
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda when one is visible, else cpu; an explicit ``cuda`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA device is visible")
+    return torch.device(name)
+
+
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside moved to the CPU: a checkpoint loads anywhere."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(item) for item in value)
+    return value
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
+    torch.save(to_cpu(payload), tmp)
     os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint intact
 
 
@@ -369,7 +394,7 @@ def train(
     checkpoint_path = out / "last.pt"
     checkpoint: dict[str, Any] | None = None
     if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, weights_only=False)
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         saved = TrainConfig.from_dict(checkpoint["train_config"])
         if saved.model != config.model:
             raise SystemExit(f"{checkpoint_path} was trained with --config {saved.model}; use another --out")
@@ -393,8 +418,10 @@ def train(
         save_stats(normalizer_stats(train_store, config.stats_utterances, config.seed), stats_path)
     stats = load_stats(stats_path)
     tc = config.normalizer_time_constant_frames
-    train_data = SplitData(train_rows, train_store, train_tokens, stats, tc)
-    dev_data = SplitData(dev_rows, dev_store, dev_tokens, stats, tc)
+    device = resolve_device(config.device)
+    preload = device.type != "cpu"
+    train_data = SplitData(train_rows, train_store, train_tokens, stats, tc, preload=preload)
+    dev_data = SplitData(dev_rows, dev_store, dev_tokens, stats, tc, preload=preload)
     clean_indices = [i for i, row in enumerate(train_rows) if is_clean_ish(row)]
     all_indices = list(range(len(train_rows)))
 
@@ -403,6 +430,8 @@ def train(
     model = RnntModel(model_config)
     # Auxiliary CTC head on the encoder output: speeds up learning alignments; not exported.
     ctc_head = torch.nn.Linear(model_config.joiner_dim, model_config.vocab_size)
+    model.to(device)
+    ctc_head.to(device)
     named = [*model.named_parameters(), *(("ctc_head." + n, p) for n, p in ctc_head.named_parameters())]
     parameters = [p for _, p in named]
     decay = [p for n, p in named if p.dim() >= 2 and "embedding" not in n]
@@ -446,6 +475,7 @@ def train(
             phase=state.phase,
             corpus=str(corpus),
             **data_counts,
+            device=str(device),
         )
         if checkpoint.get("corpus") != str(corpus):
             # Allowed (fine-tuning on a bigger corpus), but the tokenizer, the normaliser stats and the
@@ -462,6 +492,7 @@ def train(
             clean_ish_utterances=len(clean_indices),
             **data_counts,
             train_config=asdict(config),
+            device=str(device),
         )
 
     def payload() -> dict[str, Any]:
@@ -518,6 +549,7 @@ def train(
             batch.features = spec_augment(
                 batch.features, batch.lengths, config.spec_augment, augment_generator
             )
+        batch = batch.to(device)
         window["data_s"] += time.monotonic() - data_start
 
         if state.warmup_end_s is None and state.step >= config.warmup_steps:
@@ -657,6 +689,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--out", default=TrainConfig.out, help="checkpoint and log folder")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument(
+        "--device", default=TrainConfig.device, help="cpu, cuda or auto (cuda when visible; the default)"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field"
     )
     args = parser.parse_args(argv)
@@ -667,6 +702,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         max_steps=args.max_steps,
         out=args.out,
         threads=args.threads,
+        device=args.device,
     )
     for assignment in args.set:
         name, _, raw = assignment.partition("=")
