@@ -51,19 +51,28 @@ _KEY_LETTERS = {
 }  # fmt: skip
 
 
+_TRIGRAPHS = {graph: sound for graph, sound in _KEY_DIGRAPHS if len(graph) == 3}
+_DIGRAPHS = {graph: sound for graph, sound in _KEY_DIGRAPHS if len(graph) == 2}
+
+
 def _sounds(s: str) -> list[str]:
     """Letters (a-z only) → sound symbols: consonant classes, ``A`` for a leading vowel, ``*`` for
     any other vowel letter (runs not yet collapsed). The rules are :func:`phonetic_key`'s."""
     out: list[str] = []
     i = 0
     while i < len(s):
-        for graph, sound in _KEY_DIGRAPHS:
-            if s.startswith(graph, i):
-                if graph == "gh" and i == 0:
-                    sound = "K"
-                out.extend(sound)
-                i += len(graph)
-                break
+        # At most one graph of each length can match here, and the longer wins: two dict lookups
+        # do what trying every graph in order did.
+        graph = s[i : i + 3]
+        sound = _TRIGRAPHS.get(graph)
+        if sound is None:
+            graph = s[i : i + 2]
+            sound = _DIGRAPHS.get(graph)
+        if sound is not None:
+            if graph == "gh" and i == 0:
+                sound = "K"
+            out.extend(sound)
+            i += len(graph)
         else:
             c = s[i]
             following = s[i + 1] if i + 1 < len(s) else ""

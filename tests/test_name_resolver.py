@@ -3,11 +3,18 @@ rules that keep it from inventing names (everyday words, short names, overlaps).
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
+
 import pytest
 
 from assistant.asr.name_resolver import (
     MIN_FUZZY_SOUNDS,
     NameResolver,
+    _neighbourhood,
+    _substitution_cost,
+    _unit_cost,
     sound_distance,
     sound_length,
     sound_similarity,
@@ -97,3 +104,46 @@ def test_a_stricter_threshold_never_finds_more(threshold: float) -> None:
 def test_no_names_no_rewrites() -> None:
     resolver = NameResolver([])
     assert len(resolver) == 0 and resolver.resolve(["turn", "on", "the", "light"]) == []
+
+
+def _plain_sound_distance(a: str, b: str) -> float:
+    """The textbook weighted edit distance the fast one must equal (no table, no cut-off)."""
+    rows = [[0.0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for j, symbol in enumerate(b, 1):
+        rows[0][j] = rows[0][j - 1] + _unit_cost(symbol)
+    for i, symbol_a in enumerate(a, 1):
+        rows[i][0] = rows[i - 1][0] + _unit_cost(symbol_a)
+        for j, symbol_b in enumerate(b, 1):
+            rows[i][j] = min(
+                rows[i - 1][j] + _unit_cost(symbol_a),
+                rows[i][j - 1] + _unit_cost(symbol_b),
+                rows[i - 1][j - 1] + _substitution_cost(symbol_a, symbol_b),
+            )
+    return rows[-1][-1]
+
+
+def test_the_cut_off_distance_is_exact_within_its_limit_and_infinite_beyond() -> None:
+    rng = random.Random(7)
+    symbols = "*ABPKJSXTFMNLR0HW"
+    for _ in range(2000):
+        a = "".join(rng.choice(symbols) for _ in range(rng.randint(0, 9)))
+        b = "".join(rng.choice(symbols) for _ in range(rng.randint(0, 9)))
+        exact = _plain_sound_distance(a, b)
+        assert sound_distance(a, b) == exact
+        limit = rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, exact])
+        assert sound_distance(a, b, limit=limit) == (exact if exact <= limit else math.inf)
+    # A floor whose limit rounds below the exact distance still lets the boundary case through.
+    heard, form = "TRNS*LS", "TRNS*LS*R"
+    longest = max(sound_length(heard), sound_length(form))
+    floor = 1.0 - sound_distance(heard, form) / longest
+    assert sound_similarity(heard, form, floor=floor) == pytest.approx(floor)
+
+
+def test_deletion_neighbourhood_is_every_skeleton_with_up_to_depth_symbols_left_out() -> None:
+    for skeleton in ("", "T", "TR", "TRFR", "BRFKLMNT", "SSTT"):
+        for depth in (1, 2):
+            expected = {skeleton}
+            for removed in range(1, min(depth, len(skeleton) - 1) + 1):
+                for kept in itertools.combinations(range(len(skeleton)), len(skeleton) - removed):
+                    expected.add("".join(skeleton[k] for k in kept))
+            assert _neighbourhood(skeleton, depth) == expected

@@ -34,7 +34,8 @@ the list's size; only those candidates get the full alignment.
 
 from __future__ import annotations
 
-import itertools
+import functools
+import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -77,39 +78,64 @@ def _substitution_cost(a: str, b: str) -> float:
 
 def sound_length(sounds: str) -> float:
     """A sound string's weight: consonants 1, vowels :data:`_VOWEL_COST`."""
-    return sum(_unit_cost(symbol) for symbol in sounds)
+    return len(sounds) - (1.0 - _VOWEL_COST) * (sounds.count("*") + sounds.count("A"))
 
 
-def sound_distance(a: str, b: str) -> float:
+@functools.cache
+def _substitution_row(symbol: str) -> dict[str, float]:
+    """``_substitution_cost(symbol, other)`` for every symbol ``other`` seen so far, memoised: the
+    distance's inner loop reads a dict instead of calling a function per cell."""
+    return _Costs(symbol)
+
+
+class _Costs(dict[str, float]):
+    def __init__(self, symbol: str) -> None:
+        super().__init__()
+        self.symbol = symbol
+
+    def __missing__(self, other: str) -> float:
+        cost = self[other] = _substitution_cost(self.symbol, other)
+        return cost
+
+
+def sound_distance(a: str, b: str, limit: float = math.inf) -> float:
     """Weighted edit distance between two :func:`~assistant.fuzzy.sound_string`s: a vowel for a
     vowel is free, inserting or dropping one costs half; close consonants ("B"/"P", "S"/"X" …)
-    half, others one.
+    half, others one. Once every path costs more than ``limit`` it stops and returns infinity: the
+    caller only asks whether the distance is within ``limit`` (costs are multiples of one half, so
+    a limit computed in floating point is given a hair of slack).
 
     >>> sound_distance("BR*F*", "BR*T*"), sound_distance("TR*TFR*", "TR*FR*"), sound_distance("AN", "AN")
     (1.0, 1.0, 0.0)
+    >>> sound_distance("BR*F*", "KL*M*NT", limit=1.0), sound_distance("BR*F*", "BR*T*", limit=1.0)
+    (inf, 1.0)
     """
+    limit += 1e-9
+    costs_b = [_unit_cost(symbol) for symbol in b]
     previous = [0.0]
-    for symbol in b:
-        previous.append(previous[-1] + _unit_cost(symbol))
+    for cost in costs_b:
+        previous.append(previous[-1] + cost)
     for symbol_a in a:
         cost_a = _unit_cost(symbol_a)
-        current = [previous[0] + cost_a]
-        for j, symbol_b in enumerate(b, 1):
-            current.append(
-                min(
-                    previous[j] + cost_a,
-                    current[j - 1] + _unit_cost(symbol_b),
-                    previous[j - 1] + _substitution_cost(symbol_a, symbol_b),
-                )
-            )
+        substitution = _substitution_row(symbol_a)
+        left = previous[0] + cost_a
+        current = [left]
+        for j, symbol_b in enumerate(b):
+            left = min(previous[j + 1] + cost_a, left + costs_b[j], previous[j] + substitution[symbol_b])
+            current.append(left)
+        if min(current) > limit:
+            return math.inf
         previous = current
-    return previous[-1]
+    return previous[-1] if previous[-1] <= limit else math.inf
 
 
-def sound_similarity(heard: str, form: str) -> float:
-    """1 − :func:`sound_distance` / the heavier of the two (0..1)."""
+def sound_similarity(heard: str, form: str, floor: float = 0.0) -> float:
+    """1 − :func:`sound_distance` / the heavier of the two (0..1); below ``floor`` the value is
+    only known to be below it (the distance stops early)."""
     longest = max(sound_length(heard), sound_length(form))
-    return 1.0 - sound_distance(heard, form) / longest if longest else 1.0
+    if not longest:
+        return 1.0
+    return 1.0 - sound_distance(heard, form, limit=(1.0 - floor) * longest) / longest
 
 
 def _skeleton(sounds: str) -> str:
@@ -117,16 +143,23 @@ def _skeleton(sounds: str) -> str:
 
 
 def _neighbourhood(skeleton: str, depth: int) -> set[str]:
-    """The skeleton with up to ``depth`` symbols left out (itself included)."""
+    """The skeleton with up to ``depth`` symbols left out (itself included; never all of it)."""
     out = {skeleton}
-    for removed in range(1, min(depth, len(skeleton) - 1) + 1):
-        for positions in itertools.combinations(range(len(skeleton)), removed):
-            out.add("".join(c for k, c in enumerate(skeleton) if k not in positions))
+    layer = {skeleton}
+    for _ in range(min(depth, len(skeleton) - 1)):
+        layer = {text[:k] + text[k + 1 :] for text in layer for k in range(len(text))}
+        out |= layer
     return out
 
 
 def _depth(skeleton: str) -> int:
     return 1 if len(skeleton) <= 4 else 2
+
+
+def _fits(words: int, form: _Form) -> bool:
+    """Whether a run of ``words`` heard words may be ``form``: one word may be a whole name ("tado"),
+    else about as many words as the name has (one fewer, or ``EXTRA_WORDS`` more)."""
+    return words <= 1 or form.words - 1 <= words <= form.words + EXTRA_WORDS
 
 
 @dataclass(frozen=True)
@@ -190,6 +223,12 @@ class NameResolver:
                 for key in _neighbourhood(skeleton, _depth(skeleton)):
                     self._index.setdefault(key, []).append(number)
         self.max_words = max((form.words for form in self._forms), default=0) + EXTRA_WORDS
+        # Per run length, the heaviest name a run that long may match (see _fits): a run much
+        # heavier cannot reach the threshold, so long runs of ordinary words skip the index.
+        self._heaviest = [
+            max((form.weight for form in self._forms if _fits(words, form)), default=0.0)
+            for words in range(self.max_words + 1)
+        ]
 
     def __len__(self) -> int:
         return len(self._forms)
@@ -238,6 +277,9 @@ class NameResolver:
         # Everyday words are more often just what was said: they must be near in letters too.
         everyday = all(word in self.common_words for word in run)
         threshold = self.common_threshold if everyday else self.threshold
+        # Similarity is at most lighter/heavier weight: too heavy for every name it may match.
+        if weight * threshold > self._heaviest[min(len(run), self.max_words)] + 1e-9:
+            return None
         skeleton = _skeleton(sounds)
         candidates: set[int] = set()
         for key in _neighbourhood(skeleton, _depth(skeleton)):
@@ -245,14 +287,20 @@ class NameResolver:
         best: tuple[_Form, float] | None = None
         for number in candidates:
             form = self._forms[number]
-            if len(run) > 1 and not form.words - 1 <= len(run) <= form.words + EXTRA_WORDS:
+            if not _fits(len(run), form):
                 continue
             # The distance is at least the difference in weight: skip what cannot reach the bar.
             if 1.0 - abs(form.weight - weight) / max(form.weight, weight) < threshold:
                 continue
-            score = sound_similarity(sounds, form.sounds)
-            if everyday:
-                score = (score + letter_similarity(joined, form.spoken.replace(" ", ""))) / 2
+            if not everyday:
+                score = sound_similarity(sounds, form.sounds, floor=threshold)
+            else:  # the mean of sound and letters; letters add at most 1, so the sound needs 2t − 1
+                score = sound_similarity(sounds, form.sounds, floor=2 * threshold - 1)
+                letters = form.spoken.replace(" ", "")
+                longest = max(len(joined), len(letters), 1)
+                if (score + 1.0 - abs(len(joined) - len(letters)) / longest) / 2 < threshold - 1e-9:
+                    continue  # even the best letter distance (the length difference) misses the bar
+                score = (score + letter_similarity(joined, letters)) / 2
             if score >= threshold and (best is None or score > best[1]):
                 best = form, score
         return best

@@ -553,6 +553,9 @@ class ModifiedBeamSearch:
         # The graph's bonus row per graph state, the blank's entry zeroed (a blank moves no
         # match), and the stacked rows per beam of graph states: both built once.
         self._bonus_rows: dict[int, FloatArray] = {}
+        # What settling each graph state now takes back, cached like the bonus rows (the graph is
+        # fixed for a search's life): the protected slots read it for every beam entry every frame.
+        self._settles: dict[int, float] = {}
         self._bonus_matrices: dict[tuple[int, ...], FloatArray] = {}  # per beam of graph states
         # Merging is exact only if everything that decides the future is in the key: the
         # predictor's last tokens, and with an LM its (longer) state.
@@ -623,8 +626,10 @@ class ModifiedBeamSearch:
         protected = min(options.protected_slots, options.beam - 1) if self.biasing is not None else 0
         taken_back: FloatArray | None = None
         if self.biasing is not None and protected:
-            taken_back = np.array([self.biasing.finalize(state.bias) for state in beam])
-        if taken_back is not None and taken_back.any():
+            settles = [self._settle(state.bias) for state in beam]
+            if any(settles):
+                taken_back = np.array(settles)
+        if taken_back is not None:
             # The protected slots' candidates: ranked as if the open matches failed now, and
             # without this frame's bonus (a token that finishes a name is among `top` anyway).
             # With no match open in the beam nothing is taken back, and `top` holds them.
@@ -675,12 +680,20 @@ class ModifiedBeamSearch:
             self._bonus_rows[bias] = row
         return row
 
+    def _settle(self, bias: int) -> float:
+        settle = self._settles.get(bias)
+        if settle is None:
+            assert self.biasing is not None
+            settle = self._settles[bias] = self.biasing.finalize(bias)
+        return settle
+
     def _prune_protecting_plain(self, ranked: list[_State], protected: int) -> list[_State]:
         """``beam`` of the ``ranked`` candidates (best forward score first): the best ``protected``
         by their score with open matches taken back, then the best of the rest."""
-        assert self.biasing is not None
-        finalize = self.biasing.finalize
-        settled = [state.forward + finalize(state.bias) for state in ranked]
+        settles = [self._settle(state.bias) for state in ranked]
+        if not any(settles):  # no match open anywhere: the plain ranking is the protected one
+            return ranked[: self.options.beam]
+        settled = [state.forward + settle for state, settle in zip(ranked, settles, strict=True)]
         by_settled = sorted(range(len(ranked)), key=settled.__getitem__, reverse=True)
         keep = set(by_settled[:protected])
         for index in range(len(ranked)):
