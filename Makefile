@@ -9,12 +9,13 @@ CORPUS ?= data/corpus
 TRAIN_CORPUS ?= data/corpus-large
 TRAIN_MINUTES ?= 185
 JOBS ?= 2
+TRAIN_DEVICE ?= auto
 WAKE ?= hey jarvis
 
 .PHONY: install install-bench install-train install-service demo run test test-all lint typecheck bench eval \
         data data-small data-medium data-large voices train export eval-biasing eval-latency eval-latency-tune eval-wake eval-dispatch \
         eval-compression compress compress-export eval-hardware train-wake train-edge-nlu eval-edge-nlu schema clean model-card resume \
-        lm lm-sweep
+        lm lm-sweep pack-corpus
 
 $(VENV)/bin/activate:
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -73,8 +74,14 @@ data-large: voices
 	$(PY) -m models.corpus.build --out data/corpus-large --jobs $(JOBS) --profile large
 
 ## train / export the recognizer (resumes from checkpoints/)
+## (TRAIN_DEVICE=cuda on a machine with a GPU; the default auto takes one when it is visible)
 train:
-	$(PY) -m models.rnnt.train --corpus $(TRAIN_CORPUS) --max-minutes $(TRAIN_MINUTES) --out checkpoints/rnnt
+	$(PY) -m models.rnnt.train --corpus $(TRAIN_CORPUS) --max-minutes $(TRAIN_MINUTES) --out checkpoints/rnnt \
+		--device $(TRAIN_DEVICE)
+
+## pack-corpus: $(TRAIN_CORPUS) as Opus parts small enough to copy to a GPU machine (models/corpus/pack.py)
+pack-corpus:
+	$(PY) -m models.corpus.pack --corpus $(TRAIN_CORPUS) --out data/packed/$(notdir $(TRAIN_CORPUS)) --jobs $(JOBS)
 
 export:
 	$(PY) -m models.rnnt.export --checkpoint checkpoints/rnnt/last.pt --out models/asr
