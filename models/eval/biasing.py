@@ -558,7 +558,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Decoding speed, end to end on {speed['utterances']} utterances ({speed['audio_s']} s of audio), "
-        f"best of {speed.get('repeats', 3)} interleaved passes: "
+        f"best of {speed['repeats']} interleaved passes: "
         f"no list {speed['decode_s_no_list']} s (RTF {speed['rtf_no_list']}), "
         f"{speed['contacts']} contacts plus all devices and areas ({speed['names']} names, "
         f"{speed['graph_phrases']} token sequences, {speed['graph_nodes']} nodes, built in "
