@@ -57,21 +57,26 @@ install-service:
 	sudo install -m 0644 systemd/*.service /etc/systemd/system/
 	sudo systemctl daemon-reload
 
-## data: the full synthetic corpus into $(CORPUS) (resumable; skips finished shards)
 voices:
 	$(PY) -m models.corpus.fetch_voices
 
+## DATA_MINUTES=N time-boxes a build (it stops, writes its manifests, and the same command resumes it);
+## VOICE_SELECTION is the committed generated-voice selection the Kokoro profiles start from (skips ~45 CPU min)
+DATA_MINUTES ?=
+VOICE_SELECTION ?= docs/results/kokoro-generated-voices.json
+## data: the full synthetic corpus into $(CORPUS) (resumable; skips finished shards)
+BUILD_ARGS = --jobs $(JOBS) --voice-selection $(VOICE_SELECTION) $(if $(DATA_MINUTES),--max-minutes $(DATA_MINUTES),)
 data: voices
-	$(PY) -m models.corpus.build --out $(CORPUS) --jobs $(JOBS) --profile full
+	$(PY) -m models.corpus.build --out $(CORPUS) --profile full $(BUILD_ARGS)
 
 data-small: voices
-	$(PY) -m models.corpus.build --out data/corpus-small --jobs $(JOBS) --profile small
+	$(PY) -m models.corpus.build --out data/corpus-small --profile small $(BUILD_ARGS)
 
 data-medium: voices
-	$(PY) -m models.corpus.build --out data/corpus-medium --jobs $(JOBS) --profile medium
+	$(PY) -m models.corpus.build --out data/corpus-medium --profile medium $(BUILD_ARGS)
 
 data-large: voices
-	$(PY) -m models.corpus.build --out data/corpus-large --jobs $(JOBS) --profile large
+	$(PY) -m models.corpus.build --out data/corpus-large --profile large $(BUILD_ARGS)
 
 ## train / export the recognizer (resumes from checkpoints/)
 ## (TRAIN_DEVICE=cuda on a machine with a GPU; the default auto takes one when it is visible)

@@ -149,17 +149,55 @@ def test_plan_keeps_reserved_voices_out_of_train() -> None:
     assert is_reserved(Voice("flite", "slt")) and is_reserved(Voice("festival", "cmu_us_slt_arctic_hts"))
 
 
-def test_plan_builds_dev_first_and_generated_voices_last() -> None:
+def test_plan_builds_dev_first_then_every_group_in_proportion() -> None:
+    """A build stopped early (``--max-minutes``) must hold every voice kind, generated ones too."""
     recipe = {"voice_id": "gen0000", "kind": "gaussian", "seed": 1, "spread": 1.0}
     if not ASSETS.kokoro_ready():
         pytest.skip("Kokoro assets absent (make voices)")
     specs = build.plan_shards(build.PROFILES["full"], SEED, ASSETS, generated=[recipe])
     groups = [s.group for s in specs]
     assert groups[0].startswith("dev-")
-    first_generated = groups.index("kokoro-gen")
-    assert all(g == "kokoro-gen" for g in groups[first_generated:])
     train = [s for s in specs if s.split == "train"]
     assert sum(s.utterances for s in train) >= 40000
+    totals = {g: sum(1 for s in train if s.group == g) for g in {s.group for s in train}}
+    first_fifth = train[: len(train) // 5]
+    for group, total in totals.items():
+        share = sum(1 for s in first_fifth if s.group == group) / len(first_fifth)
+        assert abs(share - total / len(train)) < 0.05, group
+
+
+def test_time_box_stops_with_manifests_and_the_same_command_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "boxed"
+    no_voices = VoiceAssets(tmp_path / "no-voices")
+    report = build.build(out, "tiny", jobs=1, seed=SEED, assets=no_voices, max_minutes=0.0)
+    assert report["complete"] is False and "--max-minutes" in report["note"]
+    boxed_rows = _rows(out / "train.jsonl")
+    assert 0 < len(boxed_rows) < sum(g.utterances for g in build.PROFILES["tiny"].groups)
+    assert not (out / "train-streams.jsonl").exists() or not _rows(out / "train-streams.jsonl")
+    report = build.build(out, "tiny", jobs=1, seed=SEED, assets=no_voices)
+    assert report["complete"] is True
+    resumed = _rows(out / "train.jsonl")
+    assert {r["audio"] for r in boxed_rows} <= {r["audio"] for r in resumed}
+    assert len(resumed) > len(boxed_rows)
+
+
+def test_voice_selection_is_seeded_from_a_committed_file_once(tmp_path: Path) -> None:
+    committed = tmp_path / "selection.json"
+    kept = [{"voice": f"kokoro:gen{i:04d}", "recipe": {"voice_id": f"gen{i:04d}"}} for i in range(5)]
+    committed.write_text(json.dumps({"kept": kept, "wall_s": 1.0}))
+    out = tmp_path / "corpus"
+    build.seed_voice_selection(out, committed, keep=3)
+    seeded = json.loads((out / "voices" / "kokoro_generated.json").read_text())
+    assert [k["voice"] for k in seeded["kept"]] == ["kokoro:gen0000", "kokoro:gen0001", "kokoro:gen0002"]
+    assert seeded["seeded_from"] == str(committed)
+    committed.write_text(json.dumps({"kept": kept[:1]}))
+    build.seed_voice_selection(out, committed, keep=3)  # an existing selection is never replaced
+    assert json.loads((out / "voices" / "kokoro_generated.json").read_text()) == seeded
+    with pytest.raises(SystemExit, match="needs 3"):
+        build.seed_voice_selection(tmp_path / "other", committed, keep=3)
+    committed.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read"):
+        build.seed_voice_selection(tmp_path / "third", committed, keep=3)
 
 
 def test_dev_real_references_the_shared_recordings_in_place(tiny: Path) -> None:

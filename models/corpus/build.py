@@ -11,10 +11,15 @@ resumes where it stopped. The build runs in phases so that a usable corpus exist
 2. (full profile) probing generated Kokoro speakers and keeping the good, novel ones
    (~20 CPU minutes, first so that a failing filter shows up before hours of synthesis);
 3. classic engines, stock Kokoro voices and background-only clips, interleaved;
-4. shards of the kept generated speakers;
-5. long command streams made from the finished training clips.
+3. training shards of every group interleaved: classic engines, stock and generated Kokoro voices,
+   background-only clips, so that a build stopped at any point has all of them in proportion;
+4. long command streams made from the finished training clips.
 
 Manifests (``<out>/<split>.jsonl``) are rewritten from the finished shards after every phase.
+``--max-minutes`` stops a build after its time box (shards in flight are lost, finished ones kept,
+manifests written) so that one session can build part of a corpus and still train on it; the same
+command later resumes it. ``--voice-selection`` starts phase 2 from a committed selection instead
+of probing again (deterministic, and ~45 CPU minutes cheaper).
 """
 
 from __future__ import annotations
@@ -217,10 +222,10 @@ def _shuffled(pool: list[VoiceRef], seed: int) -> tuple[VoiceRef, ...]:
 def plan_shards(
     profile: Profile, seed: int, assets: VoiceAssets, generated: list[dict[str, Any]] | None = None
 ) -> list[ShardSpec]:
-    """All shards of a profile in build order (dev first, generated Kokoro voices last).
+    """All shards of a profile in build order (dev first, then the training groups interleaved).
 
-    Shards of different groups are interleaved so that every engine is represented early.
-    ``generated`` is the kept generated-voice list; without it those shards are left out.
+    Shards of different groups are interleaved so that every engine and voice kind is represented
+    early. ``generated`` is the kept generated-voice list; without it those shards are left out.
     """
     dev: list[ShardSpec] = []
     reserved = ["slt"] + (["joe"] if assets.joe_ready() else [])
@@ -241,7 +246,6 @@ def plan_shards(
                 )
             )
     queues: list[list[ShardSpec]] = []
-    late: list[ShardSpec] = []
     for group in profile.groups:
         if group.engine_voices.startswith("kokoro") and not assets.kokoro_ready():
             print(
@@ -273,11 +277,8 @@ def plan_shards(
                     negative_share=profile.negative_share,
                 )
             )
-        if group.engine_voices == "kokoro-generated":
-            late.extend(shards)
-        else:
-            queues.append(shards)
-    return dev + list(_interleave(queues)) + late
+        queues.append(shards)
+    return dev + list(_interleave(queues))
 
 
 def _interleave(queues: list[list[ShardSpec]]) -> Iterator[ShardSpec]:
@@ -977,9 +978,11 @@ def run_shards(
     label: str,
     every: int = 25,
     manifest_specs: list[ShardSpec] | None = None,
-) -> None:
+    deadline: float | None = None,
+) -> bool:
     """Build the unfinished shards; the manifests are refreshed every ``every`` shards so a
-    trainer can start on a partial corpus."""
+    trainer can start on a partial corpus. Past ``deadline`` (a ``time.time()``) it stops taking
+    results and returns False; the caller's pool then ends the shards in flight."""
     todo = [s for s in specs if not (out / "audio" / s.split / s.name / ".done").exists()]
     skipped = len(specs) - len(todo)
     if skipped:
@@ -988,12 +991,17 @@ def run_shards(
     audio_s = 0.0
     per_engine: dict[str, float] = defaultdict(float)
     progress = _progress(pool.imap_unordered(build_shard, todo), len(todo), label)
+    finished = True
     for done, stats in enumerate(progress, 1):
         if done % every == 0:
             write_manifests(out, manifest_specs or specs)
         for engine, values in stats["engines"].items():
             audio_s += values["audio_s"]
             per_engine[engine] += values["audio_s"]
+        if deadline is not None and time.time() > deadline and done < len(todo):
+            print(f"{label}: time box reached after {done} of {len(todo)} shards", file=sys.stderr)
+            finished = False
+            break
     wall = time.time() - started
     if todo:
         rates = ", ".join(f"{e} {s / 3600:.2f} h" for e, s in sorted(per_engine.items()))
@@ -1002,35 +1010,63 @@ def run_shards(
             f"({audio_s / max(wall, 1e-9):.1f} s audio per s) [{rates}]",
             file=sys.stderr,
         )
+    return finished
 
 
-def build(out: Path, profile_name: str, jobs: int, seed: int, assets: VoiceAssets) -> dict[str, Any]:
+def seed_voice_selection(out: Path, selection: Path, keep: int) -> None:
+    """Start phase 2 from a committed selection (its first ``keep`` kept voices) unless the build
+    already has one; the copy names where it came from."""
+    target = out / "voices" / "kokoro_generated.json"
+    if target.exists():
+        return
+    try:
+        summary = json.loads(selection.read_text())
+        kept = summary["kept"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"build: cannot read the voice selection {selection}: {error}") from error
+    if len(kept) < keep:
+        raise SystemExit(f"build: {selection} keeps {len(kept)} voices, the profile needs {keep}")
+    summary["kept"] = kept[:keep]
+    summary["seeded_from"] = str(selection)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(summary, indent=1))
+
+
+def build(
+    out: Path,
+    profile_name: str,
+    jobs: int,
+    seed: int,
+    assets: VoiceAssets,
+    max_minutes: float | None = None,
+    voice_selection: Path | None = None,
+) -> dict[str, Any]:
     profile = PROFILES[profile_name]
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    deadline = None if max_minutes is None else started + 60.0 * max_minutes
     (out / "plan.json").write_text(
         json.dumps({"profile": profile_name, "seed": seed, "profile_spec": asdict(profile)}, indent=1)
     )
+    wants_generated = any(g.engine_voices == "kokoro-generated" for g in profile.groups)
+    if voice_selection is not None and wants_generated:
+        seed_voice_selection(out, voice_selection, profile.generated_voices)
     context = multiprocessing.get_context("fork")
+    complete = False
     with context.Pool(jobs, initializer=_worker_init, initargs=(out, assets.root)) as pool:
         first = plan_shards(profile, seed, assets)
         run_shards(pool, out, [s for s in first if s.split == "dev"], "dev (reserved voices)")
         write_manifests(out, first)
         generated = None
-        wants_generated = any(g.engine_voices == "kokoro-generated" for g in profile.groups)
         if wants_generated and assets.kokoro_ready():
             # probing first: an hour of synthesis should not wait on a filter that might fail
             generated = _kept_as_recipes(select_generated_voices(pool, out, profile, seed, assets))
         specs = plan_shards(profile, seed, assets, generated)
-        train = [s for s in specs if s.split == "train" and s.group != "kokoro-gen"]
-        late = [s for s in specs if s.group == "kokoro-gen"]
-        run_shards(pool, out, train, "train (classic, stock Kokoro, background)", manifest_specs=specs)
+        train = [s for s in specs if s.split == "train"]
+        complete = run_shards(pool, out, train, "train", manifest_specs=specs, deadline=deadline)
         counts = write_manifests(out, specs)
         print(f"manifests: {counts} after {time.time() - started:.0f} s", file=sys.stderr)
-        if late:
-            run_shards(pool, out, late, "train (generated Kokoro voices)", manifest_specs=specs)
-            write_manifests(out, specs)
-        if profile.streams:
+        if complete and profile.streams:
             run_streams(pool, out, profile, seed)
     wall = time.time() - started
     previous = out / "build_report.json"
@@ -1040,6 +1076,11 @@ def build(out: Path, profile_name: str, jobs: int, seed: int, assets: VoiceAsset
             wall += float(earlier.get("wall_s_total", earlier.get("wall_s", 0.0)))
     report = build_report(out, specs, time.time() - started, profile_name, seed)
     report["wall_s_total"] = round(wall, 1)
+    report["complete"] = complete
+    if not complete:
+        report["note"] = (
+            f"partial build: stopped by --max-minutes {max_minutes}; run the same command to resume"
+        )
     (out / "build_report.json").write_text(json.dumps(report, indent=1))
     print(
         json.dumps({k: report[k] for k in ("hours", "train_voices", "wall_s", "wall_s_total")}),
@@ -1057,8 +1098,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--voices", type=Path, default=Path("data/voices"), help="asset folder from make voices"
     )
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop after this time box (resumable)"
+    )
+    parser.add_argument(
+        "--voice-selection",
+        type=Path,
+        default=None,
+        help="a committed generated-voice selection to start from instead of probing",
+    )
     args = parser.parse_args(argv)
-    build(args.out, args.profile, args.jobs, args.seed, VoiceAssets(args.voices))
+    build(
+        args.out,
+        args.profile,
+        args.jobs,
+        args.seed,
+        VoiceAssets(args.voices),
+        max_minutes=args.max_minutes,
+        voice_selection=args.voice_selection,
+    )
     return 0
 
 
