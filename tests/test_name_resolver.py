@@ -147,3 +147,11 @@ def test_deletion_neighbourhood_is_every_skeleton_with_up_to_depth_symbols_left_
                 for kept in itertools.combinations(range(len(skeleton)), len(skeleton) - removed):
                     expected.add("".join(skeleton[k] for k in kept))
             assert _neighbourhood(skeleton, depth) == expected
+
+
+def test_a_tie_goes_to_the_spelling_listed_first() -> None:
+    """Equal scores are settled by the list's order, not by the order the index returns them in."""
+    for labels in (["Bredia One", "Bredia Two"], ["Bredia Two", "Bredia One"]):
+        resolver = NameResolver([("bravia", label) for label in labels])
+        found = resolver.resolve("turn on the bredio".split())
+        assert [(r.first, r.last, r.label) for r in found] == [(3, 3, labels[0])]

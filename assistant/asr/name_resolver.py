@@ -111,10 +111,7 @@ def sound_distance(a: str, b: str, limit: float = math.inf) -> float:
     (inf, 1.0)
     """
     limit += 1e-9
-    costs_b = [_unit_cost(symbol) for symbol in b]
-    previous = [0.0]
-    for cost in costs_b:
-        previous.append(previous[-1] + cost)
+    costs_b, previous = _prefix_costs(b)
     for symbol_a in a:
         cost_a = _unit_cost(symbol_a)
         substitution = _substitution_row(symbol_a)
@@ -127,6 +124,16 @@ def sound_distance(a: str, b: str, limit: float = math.inf) -> float:
             return math.inf
         previous = current
     return previous[-1] if previous[-1] <= limit else math.inf
+
+
+@functools.lru_cache(maxsize=16384)
+def _prefix_costs(sounds: str) -> tuple[tuple[float, ...], list[float]]:
+    """Each symbol's insertion cost, and the distance row from the empty string (read-only)."""
+    costs = tuple(_unit_cost(symbol) for symbol in sounds)
+    row = [0.0]
+    for cost in costs:
+        row.append(row[-1] + cost)
+    return costs, row
 
 
 def sound_similarity(heard: str, form: str, floor: float = 0.0) -> float:
@@ -145,10 +152,15 @@ def _skeleton(sounds: str) -> str:
 def _neighbourhood(skeleton: str, depth: int) -> set[str]:
     """The skeleton with up to ``depth`` symbols left out (itself included; never all of it)."""
     out = {skeleton}
-    layer = {skeleton}
-    for _ in range(min(depth, len(skeleton) - 1)):
-        layer = {text[:k] + text[k + 1 :] for text in layer for k in range(len(text))}
-        out |= layer
+    size = len(skeleton)
+    if depth >= 1 and size > 1:
+        out.update(skeleton[:i] + skeleton[i + 1 :] for i in range(size))
+    if depth >= 2 and size > 2:  # each pair of positions once (not each order of two deletions)
+        out.update(
+            skeleton[:i] + skeleton[i + 1 : j] + skeleton[j + 1 :]
+            for i in range(size - 1)
+            for j in range(i + 1, size)
+        )
     return out
 
 
@@ -285,6 +297,7 @@ class NameResolver:
         for key in _neighbourhood(skeleton, _depth(skeleton)):
             candidates.update(self._index.get(key, ()))
         best: tuple[_Form, float] | None = None
+        best_number = len(self._forms)
         for number in candidates:
             form = self._forms[number]
             if not _fits(len(run), form):
@@ -301,6 +314,7 @@ class NameResolver:
                 if (score + 1.0 - abs(len(joined) - len(letters)) / longest) / 2 < threshold - 1e-9:
                     continue  # even the best letter distance (the length difference) misses the bar
                 score = (score + letter_similarity(joined, letters)) / 2
-            if score >= threshold and (best is None or score > best[1]):
-                best = form, score
+            # a tie goes to the spelling listed first, whatever order the index gave them in
+            if score >= threshold and (best is None or (score, -number) > (best[1], -best_number)):
+                best, best_number = (form, score), number
         return best
