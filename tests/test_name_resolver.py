@@ -153,5 +153,5 @@ def test_a_tie_goes_to_the_spelling_listed_first() -> None:
     """Equal scores are settled by the list's order, not by the order the index returns them in."""
     for labels in (["Bredia One", "Bredia Two"], ["Bredia Two", "Bredia One"]):
         resolver = NameResolver([("bravia", label) for label in labels])
-        found = resolver.resolve("turn on the bredio".split())
+        found = resolver.resolve(["turn", "on", "the", "bredio"])
         assert [(r.first, r.last, r.label) for r in found] == [(3, 3, labels[0])]
