@@ -297,8 +297,8 @@ class NameResolver:
         for key in _neighbourhood(skeleton, _depth(skeleton)):
             candidates.update(self._index.get(key, ()))
         best: tuple[_Form, float] | None = None
-        best_number = len(self._forms)
-        for number in candidates:
+        # in list order, so that a tie goes to the spelling listed first, not to the set's order
+        for number in sorted(candidates):
             form = self._forms[number]
             if not _fits(len(run), form):
                 continue
@@ -314,7 +314,6 @@ class NameResolver:
                 if (score + 1.0 - abs(len(joined) - len(letters)) / longest) / 2 < threshold - 1e-9:
                     continue  # even the best letter distance (the length difference) misses the bar
                 score = (score + letter_similarity(joined, letters)) / 2
-            # a tie goes to the spelling listed first, whatever order the index gave them in
-            if score >= threshold and (best is None or (score, -number) > (best[1], -best_number)):
-                best, best_number = (form, score), number
+            if score >= threshold and (best is None or score > best[1]):
+                best = form, score
         return best

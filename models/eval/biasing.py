@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -464,14 +465,16 @@ def speed_test(
     # A fresh recognizer for every pass: its memos (the second pass's, the graph states' settle
     # values) start cold, as for a sentence the daemon has not heard; a pass over 120 commands
     # with the LM fused stays under the resolver's memo size, so a reused one would be timed warm.
-    decoders: dict[str, Callable[[], StreamingRecognizer]] = {}
+    make = functools.partial(StreamingRecognizer.from_model, model, tokenizer, beam=args.beam, nbest=4)
+    decoders: dict[str, Callable[[], StreamingRecognizer]] = {"no LM": make}
     if lm is not None:
-        decoders["LM fused (the daemon)"] = lambda: StreamingRecognizer.from_model(
-            model, tokenizer, beam=args.beam, nbest=4, lm=lm
-        )
-    decoders["no LM"] = lambda: StreamingRecognizer.from_model(model, tokenizer, beam=args.beam, nbest=4)
-    frame_s = decoders["no LM"]().frame_s
-    audio_s = sum(len(features[u.audio]) for u in utterances) * frame_s
+        decoders = {"LM fused (the daemon)": functools.partial(make, lm=lm), **decoders}
+    feature_config = model.config.feature_config
+    audio_s = (
+        sum(len(features[u.audio]) for u in utterances)
+        * feature_config.frame_shift
+        / feature_config.sample_rate
+    )
     # The daemon's setting (graph + second pass), and the graph alone: the second pass's own share.
     runs = {"none": (None, None), "list": (graph, DEFAULT_NAME_THRESHOLD), "graph_only": (graph, None)}
     rows = []
